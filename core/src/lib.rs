@@ -1,0 +1,52 @@
+//! # portal-core
+//!
+//! The domain of the MSP portal engine: typed ids and validated values, tenants and staff,
+//! companies, onboarding templates and portals with their phases, tasks and contacts, the
+//! activity log, the authorisation policy, and the traits for everything outside (storage,
+//! clock, entropy).
+//!
+//! It does no I/O (API-1): no database driver, no HTTP, no async runtime, no clock and no RNG of
+//! its own. Commands ([`commands`]) are pure functions of (principal, context, state, request)
+//! that return a typed [`CommandError`] or an [`Outcome`]: the rows to write, the events to
+//! append and the messages to enqueue. A storage backend commits an outcome in one transaction
+//! ([`storage::OutcomeRepo::commit_outcome`], [`storage::PortalRepo::modify_portal`]). The
+//! [`service::Engine`] wires the two: load, authorise, decide, commit.
+//!
+//! May depend on: serde, thiserror, chrono (+ chrono-tz), uuid, async-trait. Never on sqlx,
+//! reqwest, axum or tokio.
+//!
+//! ## Embedding
+//!
+//! Take `portal-core`, one storage backend (or your own implementation of
+//! [`storage::Storage`]), a [`storage::Clock`] and an [`storage::Entropy`], and drive the whole
+//! onboarding lifecycle through [`service::Engine`] with no server. The `portal-tests` crate
+//! shows it end to end, and its conformance suite checks any storage implementation.
+//!
+//! ## Features
+//!
+//! - `testing`: [`memory::MemoryStorage`], the in-memory reference implementation of every
+//!   storage trait, used by property tests and by embedders' unit tests.
+
+pub mod activity;
+pub mod commands;
+pub mod company;
+pub mod error;
+mod graph;
+pub mod id;
+pub mod lifecycle;
+mod macros;
+#[cfg(feature = "testing")]
+pub mod memory;
+pub mod outcome;
+pub mod policy;
+pub mod portal;
+pub mod progress;
+pub mod service;
+pub mod storage;
+pub mod task;
+pub mod template;
+pub mod tenant;
+pub mod value;
+
+pub use error::{CommandError, ValueError};
+pub use outcome::Outcome;

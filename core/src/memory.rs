@@ -1,0 +1,668 @@
+//! [`MemoryStorage`]: the in-memory reference implementation of every storage trait (feature
+//! `testing`). It defines the observable behaviour the SQL backends must match; the differential
+//! property test in `portal-tests` compares them.
+//!
+//! One mutex guards all data, so every method is trivially one transaction; a commit applies its
+//! writes to a copy and swaps it in only when every write succeeded.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::activity::ActivityEvent;
+use crate::company::{Company, Site};
+use crate::error::CommandError;
+use crate::id::{
+    CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId,
+    TenantId,
+};
+use crate::outcome::{OutboundMessage, Outcome, Write};
+use crate::portal::{Contact, Phase, Portal, PortalState};
+use crate::storage::{
+    ActivityFilter, ActivityRepo, CompanyRepo, OutboxRepo, OutcomeRepo, PageRequest, PortalDecision, PortalFilter,
+    PortalRepo, StorageError, StorageResult, TemplateRepo, TenantRepo,
+};
+use crate::task::{Comment, Task};
+use crate::template::Template;
+use crate::tenant::{Role, StaffUser, Tenant};
+use crate::value::Email;
+
+type Map<K, V> = BTreeMap<(TenantId, K), V>;
+
+#[derive(Debug, Clone, Default)]
+struct Db {
+    tenants: BTreeMap<TenantId, Tenant>,
+    roles: Map<RoleId, Role>,
+    staff: Map<StaffUserId, StaffUser>,
+    companies: Map<CompanyId, Company>,
+    sites: Map<SiteId, Site>,
+    templates: Map<TemplateId, Template>,
+    portals: Map<PortalId, Portal>,
+    phases: Map<PhaseId, Phase>,
+    tasks: Map<TaskId, Task>,
+    contacts: Map<ContactId, Contact>,
+    comments: Map<CommentId, Comment>,
+    events: Map<EventId, ActivityEvent>,
+    outbox: Map<EventId, OutboundMessage>,
+}
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    db: Mutex<Db>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Db> {
+        // A panic while holding the lock cannot leave a half-applied commit (commits swap in a
+        // finished copy), so a poisoned lock still guards consistent data.
+        self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn page<K: Copy + Ord, V: Clone>(
+    map: &Map<K, V>,
+    tenant: TenantId,
+    req: PageRequest<K>,
+    keep: impl Fn(&V) -> bool,
+) -> Vec<V> {
+    map.iter()
+        .filter(|((t, k), _)| *t == tenant && req.after.is_none_or(|a| *k > a))
+        .map(|(_, v)| v)
+        .filter(|v| keep(v))
+        .take(req.clamped_limit())
+        .cloned()
+        .collect()
+}
+
+fn tenant_rows<K: Copy + Ord, V: Clone>(map: &Map<K, V>, tenant: TenantId) -> impl Iterator<Item = &V> {
+    map.iter().filter(move |((t, _), _)| *t == tenant).map(|(_, v)| v)
+}
+
+fn already(entity: &'static str, value: &dyn std::fmt::Display) -> CommandError {
+    CommandError::AlreadyExists {
+        entity,
+        value: value.to_string(),
+    }
+}
+
+/// Compare-and-set on a versioned row: gone is "not found", another version is "stale".
+fn cas<K: Copy + Ord, V>(
+    map: &mut Map<K, V>,
+    key: (TenantId, K),
+    entity: &'static str,
+    id: uuid::Uuid,
+    expected: i64,
+    version: impl Fn(&V) -> i64,
+) -> Result<(), CommandError> {
+    match map.get(&key) {
+        None => Err(CommandError::NotFound { entity, id }),
+        Some(v) if version(v) != expected => Err(CommandError::Stale {
+            entity,
+            id,
+            expected,
+            actual: version(v),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+fn insert<K: Copy + Ord, V>(
+    map: &mut Map<K, V>,
+    key: (TenantId, K),
+    entity: &'static str,
+    id: uuid::Uuid,
+    v: V,
+) -> Result<(), CommandError> {
+    if map.contains_key(&key) {
+        return Err(already(entity, &id));
+    }
+    map.insert(key, v);
+    Ok(())
+}
+
+impl Db {
+    fn check_contact(&self, tenant: TenantId, c: &Contact) -> Result<(), CommandError> {
+        for other in tenant_rows(&self.contacts, tenant).filter(|o| o.portal_id == c.portal_id && o.id != c.id) {
+            if other.email == c.email {
+                return Err(already("contact", &c.email));
+            }
+            if c.primary && other.primary {
+                return Err(already("primary contact", &c.portal_id));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_task_rows(&mut self, tenant: TenantId, id: TaskId) {
+        self.tasks.remove(&(tenant, id));
+        for t in self.tasks.values_mut().filter(|t| t.tenant_id == tenant) {
+            t.depends_on.retain(|d| *d != id);
+        }
+        self.comments.retain(|(t, _), c| !(*t == tenant && c.task_id == id));
+    }
+
+    fn apply(&mut self, tenant: TenantId, w: &Write) -> Result<(), CommandError> {
+        match w {
+            Write::InsertTenant(t) => {
+                if self.tenants.contains_key(&t.id) {
+                    return Err(already("tenant", &t.id));
+                }
+                self.tenants.insert(t.id, t.clone());
+            }
+            Write::UpdateTenant {
+                tenant: t,
+                expected_version,
+            } => {
+                match self.tenants.get(&t.id) {
+                    None => {
+                        return Err(CommandError::NotFound {
+                            entity: "tenant",
+                            id: t.id.as_uuid(),
+                        });
+                    }
+                    Some(cur) if cur.version != *expected_version => {
+                        return Err(CommandError::Stale {
+                            entity: "tenant",
+                            id: t.id.as_uuid(),
+                            expected: *expected_version,
+                            actual: cur.version,
+                        });
+                    }
+                    Some(_) => {}
+                }
+                self.tenants.insert(t.id, t.clone());
+            }
+            Write::InsertRole(r) => {
+                if tenant_rows(&self.roles, tenant).any(|o| o.name == r.name) {
+                    return Err(already("role", &r.name));
+                }
+                insert(&mut self.roles, (tenant, r.id), "role", r.id.as_uuid(), r.clone())?;
+            }
+            Write::UpdateRole { role, expected_version } => {
+                cas(
+                    &mut self.roles,
+                    (tenant, role.id),
+                    "role",
+                    role.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                if tenant_rows(&self.roles, tenant).any(|o| o.name == role.name && o.id != role.id) {
+                    return Err(already("role", &role.name));
+                }
+                self.roles.insert((tenant, role.id), role.clone());
+            }
+            Write::InsertStaffUser(u) => {
+                if tenant_rows(&self.staff, tenant).any(|o| o.email == u.email) {
+                    return Err(already("staff user", &u.email));
+                }
+                insert(&mut self.staff, (tenant, u.id), "staff user", u.id.as_uuid(), u.clone())?;
+            }
+            Write::UpdateStaffUser { user, expected_version } => {
+                cas(
+                    &mut self.staff,
+                    (tenant, user.id),
+                    "staff user",
+                    user.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                if tenant_rows(&self.staff, tenant).any(|o| o.email == user.email && o.id != user.id) {
+                    return Err(already("staff user", &user.email));
+                }
+                self.staff.insert((tenant, user.id), user.clone());
+            }
+            Write::InsertCompany(c) => insert(
+                &mut self.companies,
+                (tenant, c.id),
+                "company",
+                c.id.as_uuid(),
+                c.clone(),
+            )?,
+            Write::UpdateCompany {
+                company,
+                expected_version,
+            } => {
+                cas(
+                    &mut self.companies,
+                    (tenant, company.id),
+                    "company",
+                    company.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.companies.insert((tenant, company.id), company.clone());
+            }
+            Write::InsertSite(s) => {
+                if !self.companies.contains_key(&(tenant, s.company_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "company",
+                        id: s.company_id.as_uuid(),
+                    });
+                }
+                insert(&mut self.sites, (tenant, s.id), "site", s.id.as_uuid(), s.clone())?;
+            }
+            Write::UpdateSite { site, expected_version } => {
+                cas(
+                    &mut self.sites,
+                    (tenant, site.id),
+                    "site",
+                    site.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.sites.insert((tenant, site.id), site.clone());
+            }
+            Write::DeleteSite { id, expected_version } => {
+                cas(
+                    &mut self.sites,
+                    (tenant, *id),
+                    "site",
+                    id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.sites.remove(&(tenant, *id));
+            }
+            Write::InsertTemplate(t) => insert(
+                &mut self.templates,
+                (tenant, t.id),
+                "template",
+                t.id.as_uuid(),
+                t.clone(),
+            )?,
+            Write::ReplaceTemplate {
+                template,
+                expected_version,
+            } => {
+                cas(
+                    &mut self.templates,
+                    (tenant, template.id),
+                    "template",
+                    template.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.templates.insert((tenant, template.id), template.clone());
+            }
+            Write::DeleteTemplate { id, expected_version } => {
+                cas(
+                    &mut self.templates,
+                    (tenant, *id),
+                    "template",
+                    id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.templates.remove(&(tenant, *id));
+            }
+            Write::InsertPortal(state) => {
+                let p = &state.portal;
+                if !self.companies.contains_key(&(tenant, p.company_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "company",
+                        id: p.company_id.as_uuid(),
+                    });
+                }
+                insert(&mut self.portals, (tenant, p.id), "portal", p.id.as_uuid(), p.clone())?;
+                for ph in &state.phases {
+                    insert(&mut self.phases, (tenant, ph.id), "phase", ph.id.as_uuid(), ph.clone())?;
+                }
+                for t in &state.tasks {
+                    insert(&mut self.tasks, (tenant, t.id), "task", t.id.as_uuid(), t.clone())?;
+                }
+                for c in &state.contacts {
+                    self.check_contact(tenant, c)?;
+                    insert(&mut self.contacts, (tenant, c.id), "contact", c.id.as_uuid(), c.clone())?;
+                }
+            }
+            Write::UpdatePortal {
+                portal,
+                expected_version,
+            } => {
+                cas(
+                    &mut self.portals,
+                    (tenant, portal.id),
+                    "portal",
+                    portal.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.portals.insert((tenant, portal.id), portal.clone());
+            }
+            Write::DeletePortal { id } => {
+                self.portals.remove(&(tenant, *id));
+                self.phases.retain(|(t, _), p| !(*t == tenant && p.portal_id == *id));
+                self.tasks.retain(|(t, _), x| !(*t == tenant && x.portal_id == *id));
+                self.contacts.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
+                self.comments.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
+            }
+            Write::InsertPhase(p) => insert(&mut self.phases, (tenant, p.id), "phase", p.id.as_uuid(), p.clone())?,
+            Write::UpdatePhase {
+                phase,
+                expected_version,
+            } => {
+                cas(
+                    &mut self.phases,
+                    (tenant, phase.id),
+                    "phase",
+                    phase.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.phases.insert((tenant, phase.id), phase.clone());
+            }
+            Write::DeletePhase { id } => {
+                self.phases.remove(&(tenant, *id));
+                let gone: Vec<TaskId> = tenant_rows(&self.tasks, tenant)
+                    .filter(|t| t.phase_id == *id)
+                    .map(|t| t.id)
+                    .collect();
+                for t in gone {
+                    self.delete_task_rows(tenant, t);
+                }
+            }
+            Write::InsertTask(t) => {
+                if !self.phases.contains_key(&(tenant, t.phase_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "phase",
+                        id: t.phase_id.as_uuid(),
+                    });
+                }
+                insert(&mut self.tasks, (tenant, t.id), "task", t.id.as_uuid(), (**t).clone())?;
+            }
+            Write::UpdateTask { task, expected_version } => {
+                cas(
+                    &mut self.tasks,
+                    (tenant, task.id),
+                    "task",
+                    task.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.tasks.insert((tenant, task.id), (**task).clone());
+            }
+            Write::DeleteTask { id } => self.delete_task_rows(tenant, *id),
+            Write::InsertContact(c) => {
+                self.check_contact(tenant, c)?;
+                insert(&mut self.contacts, (tenant, c.id), "contact", c.id.as_uuid(), c.clone())?;
+            }
+            Write::UpdateContact {
+                contact,
+                expected_version,
+            } => {
+                cas(
+                    &mut self.contacts,
+                    (tenant, contact.id),
+                    "contact",
+                    contact.id.as_uuid(),
+                    *expected_version,
+                    |r| r.version,
+                )?;
+                self.check_contact(tenant, contact)?;
+                self.contacts.insert((tenant, contact.id), contact.clone());
+            }
+            Write::DeleteContact { id } => {
+                self.contacts.remove(&(tenant, *id));
+            }
+            Write::InsertComment(c) => {
+                if !self.tasks.contains_key(&(tenant, c.task_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "task",
+                        id: c.task_id.as_uuid(),
+                    });
+                }
+                insert(&mut self.comments, (tenant, c.id), "comment", c.id.as_uuid(), c.clone())?;
+            }
+            Write::EraseEventsOfPortal { portal_id, erased_by } => {
+                for e in self
+                    .events
+                    .values_mut()
+                    .filter(|e| e.tenant_id == tenant && e.portal_id == Some(*portal_id))
+                {
+                    e.summary = String::new();
+                    e.details = serde_json::Value::Null;
+                    e.actor.display = None;
+                    e.erased_by = Some(*erased_by);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
+        if let Some(bad) = write_tenants(outcome).find(|t| *t != tenant) {
+            return Err(StorageError::Invariant(format!(
+                "a write for tenant {bad} in a commit for tenant {tenant}"
+            )));
+        }
+        let mut next = self.clone();
+        for w in &outcome.writes {
+            if let Err(e) = next.apply(tenant, w) {
+                return Ok(Err(e));
+            }
+        }
+        for e in &outcome.events {
+            if let Err(e) = insert(&mut next.events, (tenant, e.id), "event", e.id.as_uuid(), e.clone()) {
+                return Ok(Err(e));
+            }
+        }
+        for m in &outcome.messages {
+            if let Err(e) = insert(&mut next.outbox, (tenant, m.id), "message", m.id.as_uuid(), m.clone()) {
+                return Ok(Err(e));
+            }
+        }
+        // Access effects (revoking client sessions and links) act on rows the contacts work adds.
+        *self = next;
+        Ok(Ok(()))
+    }
+
+    fn load_portal(&self, tenant: TenantId, id: PortalId) -> Option<PortalState> {
+        let portal = self.portals.get(&(tenant, id))?.clone();
+        let mut state = PortalState {
+            portal,
+            phases: tenant_rows(&self.phases, tenant)
+                .filter(|p| p.portal_id == id)
+                .cloned()
+                .collect(),
+            tasks: tenant_rows(&self.tasks, tenant)
+                .filter(|t| t.portal_id == id)
+                .cloned()
+                .collect(),
+            contacts: tenant_rows(&self.contacts, tenant)
+                .filter(|c| c.portal_id == id)
+                .cloned()
+                .collect(),
+        };
+        state.sort();
+        Some(state)
+    }
+}
+
+/// The tenant of every row an outcome writes or appends, so a commit can refuse a foreign one.
+pub fn write_tenants(outcome: &Outcome) -> impl Iterator<Item = TenantId> + '_ {
+    outcome
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::InsertTenant(t) | Write::UpdateTenant { tenant: t, .. } => Some(t.id),
+            Write::InsertRole(r) | Write::UpdateRole { role: r, .. } => Some(r.tenant_id),
+            Write::InsertStaffUser(u) | Write::UpdateStaffUser { user: u, .. } => Some(u.tenant_id),
+            Write::InsertCompany(c) | Write::UpdateCompany { company: c, .. } => Some(c.tenant_id),
+            Write::InsertSite(s) | Write::UpdateSite { site: s, .. } => Some(s.tenant_id),
+            Write::InsertTemplate(t) | Write::ReplaceTemplate { template: t, .. } => Some(t.tenant_id),
+            Write::InsertPortal(s) => Some(s.portal.tenant_id),
+            Write::UpdatePortal { portal, .. } => Some(portal.tenant_id),
+            Write::InsertPhase(p) | Write::UpdatePhase { phase: p, .. } => Some(p.tenant_id),
+            Write::InsertTask(t) | Write::UpdateTask { task: t, .. } => Some(t.tenant_id),
+            Write::InsertContact(c) | Write::UpdateContact { contact: c, .. } => Some(c.tenant_id),
+            Write::InsertComment(c) => Some(c.tenant_id),
+            Write::DeleteSite { .. }
+            | Write::DeleteTemplate { .. }
+            | Write::DeletePortal { .. }
+            | Write::DeletePhase { .. }
+            | Write::DeleteTask { .. }
+            | Write::DeleteContact { .. }
+            | Write::EraseEventsOfPortal { .. } => None,
+        })
+        .chain(outcome.events.iter().map(|e| e.tenant_id))
+        .chain(outcome.messages.iter().map(|m| m.tenant_id))
+}
+
+#[async_trait]
+impl TenantRepo for MemoryStorage {
+    async fn get_tenant(&self, tenant: TenantId) -> StorageResult<Option<Tenant>> {
+        Ok(self.lock().tenants.get(&tenant).cloned())
+    }
+    async fn get_role(&self, tenant: TenantId, id: RoleId) -> StorageResult<Option<Role>> {
+        Ok(self.lock().roles.get(&(tenant, id)).cloned())
+    }
+    async fn list_roles(&self, tenant: TenantId) -> StorageResult<Vec<Role>> {
+        let mut roles: Vec<Role> = tenant_rows(&self.lock().roles, tenant).cloned().collect();
+        roles.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(roles)
+    }
+    async fn get_staff_user(&self, tenant: TenantId, id: StaffUserId) -> StorageResult<Option<StaffUser>> {
+        Ok(self.lock().staff.get(&(tenant, id)).cloned())
+    }
+    async fn find_staff_user_by_email(&self, tenant: TenantId, email: &Email) -> StorageResult<Option<StaffUser>> {
+        Ok(tenant_rows(&self.lock().staff, tenant)
+            .find(|u| &u.email == email)
+            .cloned())
+    }
+    async fn list_staff_users(&self, tenant: TenantId, req: PageRequest<StaffUserId>) -> StorageResult<Vec<StaffUser>> {
+        let db = self.lock();
+        Ok(page(&db.staff, tenant, req, |_| true))
+    }
+}
+
+#[async_trait]
+impl CompanyRepo for MemoryStorage {
+    async fn get_company(&self, tenant: TenantId, id: CompanyId) -> StorageResult<Option<Company>> {
+        Ok(self.lock().companies.get(&(tenant, id)).cloned())
+    }
+    async fn list_companies(&self, tenant: TenantId, req: PageRequest<CompanyId>) -> StorageResult<Vec<Company>> {
+        let db = self.lock();
+        Ok(page(&db.companies, tenant, req, |_| true))
+    }
+    async fn get_site(&self, tenant: TenantId, id: SiteId) -> StorageResult<Option<Site>> {
+        Ok(self.lock().sites.get(&(tenant, id)).cloned())
+    }
+    async fn list_sites_for_company(&self, tenant: TenantId, company: CompanyId) -> StorageResult<Vec<Site>> {
+        Ok(tenant_rows(&self.lock().sites, tenant)
+            .filter(|s| s.company_id == company)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl TemplateRepo for MemoryStorage {
+    async fn get_template(&self, tenant: TenantId, id: TemplateId) -> StorageResult<Option<Template>> {
+        Ok(self.lock().templates.get(&(tenant, id)).cloned())
+    }
+    async fn list_templates(&self, tenant: TenantId, req: PageRequest<TemplateId>) -> StorageResult<Vec<Template>> {
+        let db = self.lock();
+        Ok(page(&db.templates, tenant, req, |_| true))
+    }
+}
+
+#[async_trait]
+impl PortalRepo for MemoryStorage {
+    async fn get_portal(&self, tenant: TenantId, id: PortalId) -> StorageResult<Option<Portal>> {
+        Ok(self.lock().portals.get(&(tenant, id)).cloned())
+    }
+    async fn load_portal(&self, tenant: TenantId, id: PortalId) -> StorageResult<Option<PortalState>> {
+        Ok(self.lock().load_portal(tenant, id))
+    }
+    async fn list_portals(
+        &self,
+        tenant: TenantId,
+        filter: PortalFilter,
+        req: PageRequest<PortalId>,
+    ) -> StorageResult<Vec<Portal>> {
+        let db = self.lock();
+        Ok(page(&db.portals, tenant, req, |p| {
+            filter.status.is_none_or(|s| p.status == s) && filter.company.is_none_or(|c| p.company_id == c)
+        }))
+    }
+    async fn list_comments_for_task(&self, tenant: TenantId, task: TaskId) -> StorageResult<Vec<Comment>> {
+        let mut comments: Vec<Comment> = tenant_rows(&self.lock().comments, tenant)
+            .filter(|c| c.task_id == task)
+            .cloned()
+            .collect();
+        comments.sort_by_key(|c| (c.created_at, c.id));
+        Ok(comments)
+    }
+    async fn modify_portal(
+        &self,
+        tenant: TenantId,
+        id: PortalId,
+        decide: &PortalDecision<'_>,
+    ) -> StorageResult<Option<Result<Outcome, CommandError>>> {
+        let mut db = self.lock();
+        let Some(state) = db.load_portal(tenant, id) else {
+            return Ok(None);
+        };
+        let outcome = match decide(&state) {
+            Ok(o) => o,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        match db.commit(tenant, &outcome)? {
+            Ok(()) => Ok(Some(Ok(outcome))),
+            Err(e) => Err(StorageError::Invariant(format!(
+                "a decision made under the portal lock failed to commit: {e}"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl ActivityRepo for MemoryStorage {
+    async fn list_activity(
+        &self,
+        tenant: TenantId,
+        filter: &ActivityFilter,
+        req: PageRequest<EventId>,
+    ) -> StorageResult<Vec<ActivityEvent>> {
+        let db = self.lock();
+        Ok(db
+            .events
+            .iter()
+            .rev()
+            .filter(|((t, id), e)| {
+                *t == tenant
+                    && req.after.is_none_or(|a| *id < a)
+                    && filter.portal.is_none_or(|p| e.portal_id == Some(p))
+                    && (filter.kinds.is_empty() || filter.kinds.contains(&e.kind))
+            })
+            .take(req.clamped_limit())
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl OutboxRepo for MemoryStorage {
+    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>> {
+        let mut msgs: Vec<OutboundMessage> = tenant_rows(&self.lock().outbox, tenant).cloned().collect();
+        msgs.sort_by_key(|m| (m.created_at, m.id));
+        msgs.truncate(limit.clamp(1, crate::storage::MAX_PAGE));
+        Ok(msgs)
+    }
+}
+
+#[async_trait]
+impl OutcomeRepo for MemoryStorage {
+    async fn commit_outcome(&self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
+        self.lock().commit(tenant, outcome)
+    }
+}

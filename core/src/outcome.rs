@@ -1,0 +1,179 @@
+//! The outcome of a command: rows to write, events to append, messages to enqueue. Storage
+//! commits all three in one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::activity::ActivityEvent;
+use crate::company::{Company, Site};
+use crate::id::{ContactId, EventId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
+use crate::portal::{Contact, Phase, Portal, PortalState};
+use crate::task::{Comment, Task};
+use crate::template::Template;
+use crate::tenant::{Role, StaffUser, Tenant};
+use crate::value::Email;
+
+/// One row-level change. Every update carries the version it expects to replace
+/// (compare-and-set); the row written carries the next version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Write {
+    InsertTenant(Tenant),
+    UpdateTenant {
+        tenant: Tenant,
+        expected_version: i64,
+    },
+    InsertRole(Role),
+    UpdateRole {
+        role: Role,
+        expected_version: i64,
+    },
+    InsertStaffUser(StaffUser),
+    UpdateStaffUser {
+        user: StaffUser,
+        expected_version: i64,
+    },
+    InsertCompany(Company),
+    UpdateCompany {
+        company: Company,
+        expected_version: i64,
+    },
+    InsertSite(Site),
+    UpdateSite {
+        site: Site,
+        expected_version: i64,
+    },
+    DeleteSite {
+        id: SiteId,
+        expected_version: i64,
+    },
+    InsertTemplate(Template),
+    /// Replaces the whole template document (phases and tasks with it).
+    ReplaceTemplate {
+        template: Template,
+        expected_version: i64,
+    },
+    DeleteTemplate {
+        id: TemplateId,
+        expected_version: i64,
+    },
+    /// Inserts a portal with all its phases, tasks and contacts.
+    InsertPortal(Box<PortalState>),
+    UpdatePortal {
+        portal: Portal,
+        expected_version: i64,
+    },
+    /// Deletes the portal and everything in it.
+    DeletePortal {
+        id: PortalId,
+    },
+    InsertPhase(Phase),
+    UpdatePhase {
+        phase: Phase,
+        expected_version: i64,
+    },
+    DeletePhase {
+        id: PhaseId,
+    },
+    InsertTask(Box<Task>),
+    /// Updates the task row with its checklist, survey and dependencies.
+    UpdateTask {
+        task: Box<Task>,
+        expected_version: i64,
+    },
+    DeleteTask {
+        id: TaskId,
+    },
+    InsertContact(Contact),
+    UpdateContact {
+        contact: Contact,
+        expected_version: i64,
+    },
+    DeleteContact {
+        id: ContactId,
+    },
+    InsertComment(Comment),
+    /// ACT-4: erases summary, details and actor display of every event of the portal, keeping
+    /// each as a tombstone that names the audit event of the delete.
+    EraseEventsOfPortal {
+        portal_id: PortalId,
+        erased_by: EventId,
+    },
+}
+
+impl Write {
+    /// A short name of the entity the write touches, for errors.
+    #[must_use]
+    pub const fn entity(&self) -> &'static str {
+        match self {
+            Self::InsertTenant(_) | Self::UpdateTenant { .. } => "tenant",
+            Self::InsertRole(_) | Self::UpdateRole { .. } => "role",
+            Self::InsertStaffUser(_) | Self::UpdateStaffUser { .. } => "staff user",
+            Self::InsertCompany(_) | Self::UpdateCompany { .. } => "company",
+            Self::InsertSite(_) | Self::UpdateSite { .. } | Self::DeleteSite { .. } => "site",
+            Self::InsertTemplate(_) | Self::ReplaceTemplate { .. } | Self::DeleteTemplate { .. } => "template",
+            Self::InsertPortal(_) | Self::UpdatePortal { .. } | Self::DeletePortal { .. } => "portal",
+            Self::InsertPhase(_) | Self::UpdatePhase { .. } | Self::DeletePhase { .. } => "phase",
+            Self::InsertTask(_) | Self::UpdateTask { .. } | Self::DeleteTask { .. } => "task",
+            Self::InsertContact(_) | Self::UpdateContact { .. } | Self::DeleteContact { .. } => "contact",
+            Self::InsertComment(_) => "comment",
+            Self::EraseEventsOfPortal { .. } => "activity",
+        }
+    }
+}
+
+/// Id of a queued message.
+pub type MessageId = EventId;
+
+/// An email to enqueue in the outbox (MAIL-3). No command produces one yet; the contacts and
+/// mail work fills this in, and the commit path already writes it in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    /// Id.
+    pub id: MessageId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Which message (`contact_invitation`, ...).
+    pub kind: String,
+    /// Recipient.
+    pub recipient: Email,
+    /// Delivery attempts of the same message carry the same key.
+    pub idempotency_key: String,
+    /// What the renderer needs.
+    pub payload: serde_json::Value,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Side effects on access that the contacts work honours (ONB-5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum AccessEffect {
+    /// Revoke every client session and token of the portal at once.
+    RevokeAllClientAccess {
+        /// The portal.
+        portal_id: PortalId,
+    },
+}
+
+/// What a command decided. Applying it is storage's one commit path.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Rows to write, in order.
+    pub writes: Vec<Write>,
+    /// Events to append.
+    pub events: Vec<ActivityEvent>,
+    /// Messages to enqueue.
+    pub messages: Vec<OutboundMessage>,
+    /// Access effects to apply in the same transaction.
+    pub effects: Vec<AccessEffect>,
+}
+
+impl Outcome {
+    /// Whether the outcome changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.events.is_empty() && self.messages.is_empty() && self.effects.is_empty()
+    }
+}

@@ -1,0 +1,240 @@
+//! Storage traits, per aggregate, composed into one object-safe [`Storage`].
+//!
+//! # Guarantees every implementation gives
+//!
+//! - Every method takes the tenant first and touches only that tenant's rows: an id of another
+//!   tenant is answered exactly like an id that does not exist.
+//! - Not found is `None` or an empty list, never an error.
+//! - Each method is one transaction. [`OutcomeRepo::commit_outcome`] writes an [`Outcome`]'s rows,
+//!   events, messages and access effects all or nothing.
+//! - Updates are compare-and-set on the aggregate's `version`: a stale write changes nothing and
+//!   is returned as [`CommandError::Stale`] in the inner result, never as a [`StorageError`].
+//! - [`PortalRepo::modify_portal`] serialises commands on one portal: it loads the portal inside
+//!   the transaction with a write lock, runs the pure decision on that state and commits its
+//!   outcome before the lock is released. Two commands on different tasks of one portal therefore
+//!   both succeed and each sees the other's effect on shared dependents; a command whose own
+//!   compare-and-set check fails (a stale task version) gets `Stale`.
+//! - [`StorageError`] means the store itself failed (unreachable, corrupt, a bug); callers answer it
+//!   with a 5xx and retry later.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::activity::{ActivityEvent, EventKind};
+use crate::company::{Company, Site};
+use crate::error::CommandError;
+use crate::id::{CompanyId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
+use crate::lifecycle::PortalStatus;
+use crate::outcome::{OutboundMessage, Outcome};
+use crate::portal::{Portal, PortalState};
+use crate::task::Comment;
+use crate::template::Template;
+use crate::tenant::{Role, StaffUser, Tenant};
+use crate::value::Email;
+
+/// The store itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be reached or timed out; worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A row could not be read back into a domain value (corrupt or foreign data).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// A write conflicted where the storage contract says it cannot (for example a
+    /// compare-and-set failing under the portal lock).
+    #[error("storage invariant broken: {0}")]
+    Invariant(String),
+    /// Any other backend failure.
+    #[error("storage backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result of a storage call.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A keyset page request: items strictly after `after` in the list's order, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<C> {
+    /// The cursor of the last item of the previous page.
+    pub after: Option<C>,
+    /// Most items to return; implementations clamp it to [`MAX_PAGE`].
+    pub limit: usize,
+}
+
+/// Largest page any list returns.
+pub const MAX_PAGE: usize = 500;
+
+impl<C> PageRequest<C> {
+    /// The first page of `limit` items.
+    #[must_use]
+    pub const fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The limit clamped to 1..=[`MAX_PAGE`].
+    #[must_use]
+    pub fn clamped_limit(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+}
+
+/// Filter of [`PortalRepo::list_portals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortalFilter {
+    /// Only portals in this status.
+    pub status: Option<PortalStatus>,
+    /// Only portals of this company.
+    pub company: Option<CompanyId>,
+}
+
+/// Filter of [`ActivityRepo::list_activity`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActivityFilter {
+    /// Only events of this portal.
+    pub portal: Option<PortalId>,
+    /// Only events of these kinds (all when empty).
+    pub kinds: Vec<EventKind>,
+}
+
+/// Tenants, their roles and staff users.
+#[async_trait]
+pub trait TenantRepo: Send + Sync {
+    /// The tenant, if it exists.
+    async fn get_tenant(&self, tenant: TenantId) -> StorageResult<Option<Tenant>>;
+    /// A role of the tenant.
+    async fn get_role(&self, tenant: TenantId, id: RoleId) -> StorageResult<Option<Role>>;
+    /// Every role of the tenant, by name.
+    async fn list_roles(&self, tenant: TenantId) -> StorageResult<Vec<Role>>;
+    /// A staff user of the tenant.
+    async fn get_staff_user(&self, tenant: TenantId, id: StaffUserId) -> StorageResult<Option<StaffUser>>;
+    /// The staff user with this email (emails are unique per tenant).
+    async fn find_staff_user_by_email(&self, tenant: TenantId, email: &Email) -> StorageResult<Option<StaffUser>>;
+    /// Staff users ordered by id, keyset-paged.
+    async fn list_staff_users(&self, tenant: TenantId, page: PageRequest<StaffUserId>)
+    -> StorageResult<Vec<StaffUser>>;
+}
+
+/// Companies and their sites.
+#[async_trait]
+pub trait CompanyRepo: Send + Sync {
+    /// A company of the tenant.
+    async fn get_company(&self, tenant: TenantId, id: CompanyId) -> StorageResult<Option<Company>>;
+    /// Companies ordered by id, keyset-paged.
+    async fn list_companies(&self, tenant: TenantId, page: PageRequest<CompanyId>) -> StorageResult<Vec<Company>>;
+    /// A site of the tenant.
+    async fn get_site(&self, tenant: TenantId, id: SiteId) -> StorageResult<Option<Site>>;
+    /// Sites of a company ordered by id.
+    async fn list_sites_for_company(&self, tenant: TenantId, company: CompanyId) -> StorageResult<Vec<Site>>;
+}
+
+/// Templates, each read as a whole document.
+#[async_trait]
+pub trait TemplateRepo: Send + Sync {
+    /// The whole template: phases and tasks in order, with checklists, surveys and dependencies.
+    async fn get_template(&self, tenant: TenantId, id: TemplateId) -> StorageResult<Option<Template>>;
+    /// Templates ordered by id, keyset-paged (whole documents).
+    async fn list_templates(&self, tenant: TenantId, page: PageRequest<TemplateId>) -> StorageResult<Vec<Template>>;
+}
+
+/// A pure decision run on a portal's current state under the portal's write lock.
+pub type PortalDecision<'a> = dyn Fn(&PortalState) -> Result<Outcome, CommandError> + Send + Sync + 'a;
+
+/// Portals with their phases, tasks, contacts and comments.
+#[async_trait]
+pub trait PortalRepo: Send + Sync {
+    /// The portal row only.
+    async fn get_portal(&self, tenant: TenantId, id: PortalId) -> StorageResult<Option<Portal>>;
+    /// The portal with phases, tasks and contacts, in canonical order (see [`PortalState::sort`]).
+    async fn load_portal(&self, tenant: TenantId, id: PortalId) -> StorageResult<Option<PortalState>>;
+    /// Portal rows ordered by id, filtered, keyset-paged.
+    async fn list_portals(
+        &self,
+        tenant: TenantId,
+        filter: PortalFilter,
+        page: PageRequest<PortalId>,
+    ) -> StorageResult<Vec<Portal>>;
+    /// Comments of a task, oldest first.
+    async fn list_comments_for_task(&self, tenant: TenantId, task: TaskId) -> StorageResult<Vec<Comment>>;
+    /// Runs `decide` on the portal's current state under its write lock and commits the outcome
+    /// in the same transaction. `None` when the portal does not exist; the inner error is the
+    /// decision's refusal (nothing is written then).
+    async fn modify_portal(
+        &self,
+        tenant: TenantId,
+        id: PortalId,
+        decide: &PortalDecision<'_>,
+    ) -> StorageResult<Option<Result<Outcome, CommandError>>>;
+}
+
+/// The append-only activity log.
+#[async_trait]
+pub trait ActivityRepo: Send + Sync {
+    /// Events newest first (by id), filtered, keyset-paged: `after` is the id of the last event
+    /// of the previous page.
+    async fn list_activity(
+        &self,
+        tenant: TenantId,
+        filter: &ActivityFilter,
+        page: PageRequest<EventId>,
+    ) -> StorageResult<Vec<ActivityEvent>>;
+}
+
+/// Queued outbound messages (MAIL-3). Delivery comes with the mail work.
+#[async_trait]
+pub trait OutboxRepo: Send + Sync {
+    /// Messages queued and not yet delivered, oldest first.
+    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>>;
+}
+
+/// The one commit path.
+#[async_trait]
+pub trait OutcomeRepo: Send + Sync {
+    /// Writes the outcome's rows, events, messages and effects in one transaction. A failed
+    /// compare-and-set ([`CommandError::Stale`]) or a unique value already taken
+    /// ([`CommandError::AlreadyExists`]) rolls everything back and is returned as the inner
+    /// error. Not idempotent: committing the same inserts twice is refused as `AlreadyExists`.
+    async fn commit_outcome(&self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>>;
+}
+
+/// Everything the engine needs of a store. Hold it as `Arc<dyn Storage>`.
+pub trait Storage:
+    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo
+{
+}
+
+impl<T> Storage for T where
+    T: TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo
+{
+}
+
+/// The clock, outside the core (API-1).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Fresh randomness, outside the core.
+pub trait Entropy: Send + Sync {
+    /// Fills `buf` with random bytes from a cryptographically secure source.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// A clock that always says the same time, for tests and replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for Arc<T> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+}

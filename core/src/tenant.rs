@@ -1,0 +1,234 @@
+//! Tenants (an MSP's workspace), their settings, staff users and roles (AUTH-1).
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValueError;
+use crate::id::{RoleId, StaffUserId, TenantId};
+use crate::value::{Email, Name};
+
+/// An MSP's workspace. Every row of data belongs to exactly one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: Name,
+    /// Settings.
+    pub settings: TenantSettings,
+    /// Compare-and-set version of the tenant row (its settings are edited as one).
+    pub version: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The tenant's own settings. Later work adds link expiry, reminders and branding here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    /// The time zone in which due dates and "today" are reckoned (TSK-2, ONB-4).
+    pub time_zone: TimeZone,
+    /// Whether new time entries are billable by default (PSA-5).
+    pub billable_default: bool,
+    /// Forwarded-link protection for contact links (CON-5), on by default.
+    pub forwarded_link_protection: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: TimeZone(Tz::UTC),
+            billable_default: true,
+            forwarded_link_protection: true,
+        }
+    }
+}
+
+/// An IANA time zone, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZone(pub Tz);
+
+impl TimeZone {
+    /// Parses an IANA name such as `Europe/Amsterdam`.
+    pub fn parse(name: &str) -> Result<Self, ValueError> {
+        name.parse::<Tz>()
+            .map(TimeZone)
+            .map_err(|_| ValueError::UnknownTimeZone {
+                value: name.chars().take(64).collect(),
+            })
+    }
+
+    /// The IANA name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The calendar date at `now` in this zone.
+    #[must_use]
+    pub fn today(&self, now: DateTime<Utc>) -> chrono::NaiveDate {
+        now.with_timezone(&self.0).date_naive()
+    }
+}
+
+impl TryFrom<String> for TimeZone {
+    type Error = ValueError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TimeZone> for String {
+    fn from(tz: TimeZone) -> Self {
+        tz.name().to_owned()
+    }
+}
+
+/// A staff permission (AUTH-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See portals, templates, companies and their activity.
+    ReadOnboarding,
+    /// Create and change portals, templates and companies.
+    ManageOnboarding,
+    /// Approve or reject documents.
+    ReviewDocuments,
+    /// Reveal submitted credentials.
+    RevealCredentials,
+    /// See projects.
+    ReadProjects,
+    /// Change projects.
+    WriteProjects,
+    /// Manage project settings and status mappings.
+    ManageProjects,
+    /// Change tenant settings.
+    ManageSettings,
+    /// Manage staff users and roles.
+    ManageUsers,
+}
+
+crate::string_enum!(Permission {
+    ReadOnboarding => "read_onboarding",
+    ManageOnboarding => "manage_onboarding",
+    ReviewDocuments => "review_documents",
+    RevealCredentials => "reveal_credentials",
+    ReadProjects => "read_projects",
+    WriteProjects => "write_projects",
+    ManageProjects => "manage_projects",
+    ManageSettings => "manage_settings",
+    ManageUsers => "manage_users",
+});
+
+impl Permission {
+    const fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of permissions as a bit set: checking one is a single AND, with no allocation (PERF-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PermissionSet(u16);
+
+impl PermissionSet {
+    /// No permission at all.
+    pub const EMPTY: Self = Self(0);
+
+    /// Every permission.
+    #[must_use]
+    pub fn all() -> Self {
+        Permission::ALL.iter().copied().collect()
+    }
+
+    /// Whether `p` is in the set.
+    #[must_use]
+    pub const fn contains(self, p: Permission) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    /// The set with `p` added.
+    #[must_use]
+    pub const fn with(self, p: Permission) -> Self {
+        Self(self.0 | p.bit())
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The permissions in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL.iter().copied().filter(move |p| self.contains(*p))
+    }
+}
+
+impl FromIterator<Permission> for PermissionSet {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::EMPTY, Self::with)
+    }
+}
+
+impl Serialize for PermissionSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for PermissionSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Permission>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// A named bundle of permissions (AUTH-1). Names are unique within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Id.
+    pub id: RoleId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Unique name within the tenant.
+    pub name: Name,
+    /// The permissions it grants.
+    pub permissions: PermissionSet,
+    /// Compare-and-set version.
+    pub version: i64,
+}
+
+/// An MSP employee. Emails are unique within a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffUser {
+    /// Id.
+    pub id: StaffUserId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Sign-in and display email.
+    pub email: Email,
+    /// Display name.
+    pub display_name: Name,
+    /// Roles held; the effective permissions are their union.
+    pub roles: Vec<RoleId>,
+    /// A deactivated user keeps its history but can no longer act.
+    pub active: bool,
+    /// Compare-and-set version.
+    pub version: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl StaffUser {
+    /// The union of the permissions of the user's roles found in `roles`.
+    #[must_use]
+    pub fn permissions(&self, roles: &[Role]) -> PermissionSet {
+        if !self.active {
+            return PermissionSet::EMPTY;
+        }
+        roles
+            .iter()
+            .filter(|r| r.tenant_id == self.tenant_id && self.roles.contains(&r.id))
+            .fold(PermissionSet::EMPTY, |acc, r| acc.union(r.permissions))
+    }
+}

@@ -1,0 +1,1 @@
+//! portal-storage-postgres: in progress.

@@ -1,0 +1,1 @@
+//! portal-storage-sqlite: in progress.

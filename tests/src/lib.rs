@@ -1,0 +1,1 @@
+//! portal-tests: in progress.
