@@ -439,7 +439,7 @@ impl Db {
     }
 
     fn commit(&mut self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
-        if let Some(bad) = write_tenants(outcome).find(|t| *t != tenant) {
+        if let Some(bad) = outcome.tenants().find(|t| *t != tenant) {
             return Err(StorageError::Invariant(format!(
                 "a write for tenant {bad} in a commit for tenant {tenant}"
             )));
@@ -485,36 +485,6 @@ impl Db {
         state.sort();
         Some(state)
     }
-}
-
-/// The tenant of every row an outcome writes or appends, so a commit can refuse a foreign one.
-pub fn write_tenants(outcome: &Outcome) -> impl Iterator<Item = TenantId> + '_ {
-    outcome
-        .writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::InsertTenant(t) | Write::UpdateTenant { tenant: t, .. } => Some(t.id),
-            Write::InsertRole(r) | Write::UpdateRole { role: r, .. } => Some(r.tenant_id),
-            Write::InsertStaffUser(u) | Write::UpdateStaffUser { user: u, .. } => Some(u.tenant_id),
-            Write::InsertCompany(c) | Write::UpdateCompany { company: c, .. } => Some(c.tenant_id),
-            Write::InsertSite(s) | Write::UpdateSite { site: s, .. } => Some(s.tenant_id),
-            Write::InsertTemplate(t) | Write::ReplaceTemplate { template: t, .. } => Some(t.tenant_id),
-            Write::InsertPortal(s) => Some(s.portal.tenant_id),
-            Write::UpdatePortal { portal, .. } => Some(portal.tenant_id),
-            Write::InsertPhase(p) | Write::UpdatePhase { phase: p, .. } => Some(p.tenant_id),
-            Write::InsertTask(t) | Write::UpdateTask { task: t, .. } => Some(t.tenant_id),
-            Write::InsertContact(c) | Write::UpdateContact { contact: c, .. } => Some(c.tenant_id),
-            Write::InsertComment(c) => Some(c.tenant_id),
-            Write::DeleteSite { .. }
-            | Write::DeleteTemplate { .. }
-            | Write::DeletePortal { .. }
-            | Write::DeletePhase { .. }
-            | Write::DeleteTask { .. }
-            | Write::DeleteContact { .. }
-            | Write::EraseEventsOfPortal { .. } => None,
-        })
-        .chain(outcome.events.iter().map(|e| e.tenant_id))
-        .chain(outcome.messages.iter().map(|m| m.tenant_id))
 }
 
 #[async_trait]

@@ -176,4 +176,34 @@ impl Outcome {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty() && self.events.is_empty() && self.messages.is_empty() && self.effects.is_empty()
     }
+
+    /// The tenant of every row the outcome writes or appends, so a commit can refuse a foreign
+    /// one (deletes and erasures carry no row; they are scoped by the commit's tenant).
+    pub fn tenants(&self) -> impl Iterator<Item = TenantId> + '_ {
+        self.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::InsertTenant(t) | Write::UpdateTenant { tenant: t, .. } => Some(t.id),
+                Write::InsertRole(r) | Write::UpdateRole { role: r, .. } => Some(r.tenant_id),
+                Write::InsertStaffUser(u) | Write::UpdateStaffUser { user: u, .. } => Some(u.tenant_id),
+                Write::InsertCompany(c) | Write::UpdateCompany { company: c, .. } => Some(c.tenant_id),
+                Write::InsertSite(s) | Write::UpdateSite { site: s, .. } => Some(s.tenant_id),
+                Write::InsertTemplate(t) | Write::ReplaceTemplate { template: t, .. } => Some(t.tenant_id),
+                Write::InsertPortal(s) => Some(s.portal.tenant_id),
+                Write::UpdatePortal { portal, .. } => Some(portal.tenant_id),
+                Write::InsertPhase(p) | Write::UpdatePhase { phase: p, .. } => Some(p.tenant_id),
+                Write::InsertTask(t) | Write::UpdateTask { task: t, .. } => Some(t.tenant_id),
+                Write::InsertContact(c) | Write::UpdateContact { contact: c, .. } => Some(c.tenant_id),
+                Write::InsertComment(c) => Some(c.tenant_id),
+                Write::DeleteSite { .. }
+                | Write::DeleteTemplate { .. }
+                | Write::DeletePortal { .. }
+                | Write::DeletePhase { .. }
+                | Write::DeleteTask { .. }
+                | Write::DeleteContact { .. }
+                | Write::EraseEventsOfPortal { .. } => None,
+            })
+            .chain(self.events.iter().map(|e| e.tenant_id))
+            .chain(self.messages.iter().map(|m| m.tenant_id))
+    }
 }

@@ -325,8 +325,8 @@ impl Engine {
             .modify_portal(principal.tenant_id(), portal, &decide)
             .await?
         {
-            None => Err(not_found("portal", portal.as_uuid())),
-            Some(Err(CommandError::Access(
+            None
+            | Some(Err(CommandError::Access(
                 crate::policy::AccessDenied::OtherTenant | crate::policy::AccessDenied::OutOfScope,
             ))) => Err(not_found("portal", portal.as_uuid())),
             Some(result) => Ok(result?),

@@ -8,7 +8,7 @@ pub mod portal;
 pub mod task;
 pub mod template;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
 use crate::activity::{ActivityEvent, EventKind, clip_summary};
@@ -26,9 +26,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for one command at `now`, with 16 bytes of fresh entropy.
+    /// A context for one command at `now`, with 16 bytes of fresh entropy. `now` is cut to
+    /// whole microseconds, the precision every backend stores, so what is written reads back
+    /// equal.
     #[must_use]
     pub fn new(now: DateTime<Utc>, entropy: [u8; 16]) -> Self {
+        let now = now.trunc_subsecs(6);
         Self {
             now,
             ids: IdGen::new(now, entropy),
