@@ -41,6 +41,8 @@ pub mod outcome;
 pub mod policy;
 pub mod portal;
 pub mod progress;
+#[cfg(test)]
+mod proptests;
 pub mod service;
 pub mod storage;
 pub mod task;
