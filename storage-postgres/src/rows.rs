@@ -1,0 +1,627 @@
+//! Rows as PostgreSQL returns them, and their checked conversion into domain values.
+//!
+//! Every text column goes back through the domain's own `parse` (names, emails, enums), so a row
+//! written by something other than this crate that breaks a domain rule is reported as
+//! [`StorageError::Corrupt`] instead of becoming a value that cannot otherwise exist.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use portal_core::activity::{ActivityEvent, Actor, ActorKind};
+use portal_core::company::{Company, Site};
+use portal_core::id::{
+    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
+    SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
+};
+use portal_core::outcome::OutboundMessage;
+use portal_core::portal::{Contact, Phase, Portal};
+use portal_core::storage::{StorageError, StorageResult};
+use portal_core::task::{ChecklistItem, Comment, SurveyQuestion, Task};
+use portal_core::template::{TaskKey, Template, TemplatePhase, TemplateTask};
+use portal_core::tenant::{Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
+use portal_core::value::{CommentBody, DayOffset, Description, Email, ItemText, Name, Reason, Title};
+use uuid::Uuid;
+
+/// A stored value that does not read back as its domain type.
+fn corrupt(what: &str, e: impl Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Parses a stored value with the domain's own validation.
+fn parse<T>(what: &str, raw: &str) -> StorageResult<T>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    raw.parse().map_err(|e| corrupt(what, e))
+}
+
+macro_rules! text_parsers {
+    ($($fn_name:ident => $ty:ty),* $(,)?) => {$(
+        fn $fn_name(what: &str, raw: &str) -> StorageResult<$ty> {
+            <$ty>::parse(raw).map_err(|e| corrupt(what, e))
+        }
+    )*};
+}
+
+text_parsers!(
+    name => Name,
+    title => Title,
+    description => Description,
+    reason => Reason,
+    item_text => ItemText,
+    comment_body => CommentBody,
+    email => Email,
+);
+
+fn opt_reason(what: &str, raw: Option<&str>) -> StorageResult<Option<Reason>> {
+    raw.map(|r| reason(what, r)).transpose()
+}
+
+fn day_offset(raw: Option<i32>) -> StorageResult<Option<DayOffset>> {
+    raw.map(|d| DayOffset::parse(i64::from(d)).map_err(|e| corrupt("due offset", e)))
+        .transpose()
+}
+
+fn actor(what: &str, kind: Option<&str>, id: Option<Uuid>, display: Option<String>) -> StorageResult<Option<Actor>> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    Ok(Some(Actor {
+        kind: parse::<ActorKind>(what, kind)?,
+        id,
+        display,
+    }))
+}
+
+/// Survey options are stored as a JSON array of strings.
+fn survey_options(raw: &serde_json::Value) -> StorageResult<Vec<ItemText>> {
+    let serde_json::Value::Array(items) = raw else {
+        return Err(corrupt("survey options", "not a JSON array"));
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => item_text("survey option", s),
+            other => Err(corrupt("survey option", format!("not a string: {other}"))),
+        })
+        .collect()
+}
+
+/// Survey options as they are stored.
+pub(crate) fn survey_options_json(options: &[ItemText]) -> serde_json::Value {
+    serde_json::Value::Array(
+        options
+            .iter()
+            .map(|o| serde_json::Value::String(o.as_str().to_owned()))
+            .collect(),
+    )
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    tenant_id: Uuid,
+    name: String,
+    time_zone: String,
+    billable_default: bool,
+    forwarded_link_protection: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StorageError;
+    fn try_from(r: TenantRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: TenantId::from_uuid(r.tenant_id),
+            name: name("tenant name", &r.name)?,
+            settings: TenantSettings {
+                time_zone: TimeZone::parse(&r.time_zone).map_err(|e| corrupt("tenant time zone", e))?,
+                billable_default: r.billable_default,
+                forwarded_link_protection: r.forwarded_link_protection,
+            },
+            version: r.version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A role with its permissions gathered into an array.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RoleRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    name: String,
+    version: i64,
+    permissions: Vec<String>,
+}
+
+impl TryFrom<RoleRow> for Role {
+    type Error = StorageError;
+    fn try_from(r: RoleRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: RoleId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            name: name("role name", &r.name)?,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| parse::<Permission>("permission", p))
+                .collect::<StorageResult<_>>()?,
+            version: r.version,
+        })
+    }
+}
+
+/// A staff user with its role ids gathered into an array (ordered by id: the table keeps no
+/// order of its own).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StaffUserRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    email: String,
+    display_name: String,
+    active: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+    roles: Vec<Uuid>,
+}
+
+impl TryFrom<StaffUserRow> for StaffUser {
+    type Error = StorageError;
+    fn try_from(r: StaffUserRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: StaffUserId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            email: email("staff email", &r.email)?,
+            display_name: name("staff display name", &r.display_name)?,
+            roles: r.roles.into_iter().map(RoleId::from_uuid).collect(),
+            active: r.active,
+            version: r.version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CompanyRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    name: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<CompanyRow> for Company {
+    type Error = StorageError;
+    fn try_from(r: CompanyRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: CompanyId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            name: name("company name", &r.name)?,
+            version: r.version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SiteRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    company_id: Uuid,
+    name: String,
+    address: String,
+    version: i64,
+}
+
+impl TryFrom<SiteRow> for Site {
+    type Error = StorageError;
+    fn try_from(r: SiteRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: SiteId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            company_id: CompanyId::from_uuid(r.company_id),
+            name: name("site name", &r.name)?,
+            address: description("site address", &r.address)?,
+            version: r.version,
+        })
+    }
+}
+
+/// The template row; its phases and tasks are read separately and put together by
+/// [`crate::read`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateRow {
+    tenant_id: Uuid,
+    pub(crate) id: Uuid,
+    name: String,
+    description: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TemplateRow {
+    /// The template with the phases read for it.
+    pub(crate) fn into_template(self, phases: Vec<TemplatePhase>) -> StorageResult<Template> {
+        Ok(Template {
+            id: TemplateId::from_uuid(self.id),
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            name: name("template name", &self.name)?,
+            description: description("template description", &self.description)?,
+            phases,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplatePhaseRow {
+    pub(crate) template_id: Uuid,
+    id: Uuid,
+    name: String,
+    description: String,
+}
+
+impl TemplatePhaseRow {
+    /// The phase, without its tasks yet.
+    pub(crate) fn into_phase(self) -> StorageResult<TemplatePhase> {
+        Ok(TemplatePhase {
+            id: TemplatePhaseId::from_uuid(self.id),
+            name: name("template phase name", &self.name)?,
+            description: description("template phase description", &self.description)?,
+            tasks: Vec::new(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateTaskRow {
+    pub(crate) phase_id: Uuid,
+    id: Uuid,
+    task_key: String,
+    title: String,
+    description: String,
+    owner: String,
+    evidence: String,
+    priority: String,
+    due_offset_days: Option<i32>,
+}
+
+impl TemplateTaskRow {
+    /// The task, without its checklist, dependencies and survey yet.
+    pub(crate) fn into_task(self) -> StorageResult<TemplateTask> {
+        Ok(TemplateTask {
+            id: TemplateTaskId::from_uuid(self.id),
+            key: TaskKey::parse(&self.task_key).map_err(|e| corrupt("template task key", e))?,
+            title: title("template task title", &self.title)?,
+            description: description("template task description", &self.description)?,
+            owner: parse("task owner", &self.owner)?,
+            evidence: parse("evidence type", &self.evidence)?,
+            priority: parse("priority", &self.priority)?,
+            due_offset: day_offset(self.due_offset_days)?,
+            checklist: Vec::new(),
+            depends_on: Vec::new(),
+            survey: Vec::new(),
+        })
+    }
+}
+
+/// A checklist item of a template task (checklist texts have no id of their own there).
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateChecklistRow {
+    pub(crate) task_id: Uuid,
+    text: String,
+}
+
+impl TemplateChecklistRow {
+    pub(crate) fn text(&self) -> StorageResult<ItemText> {
+        item_text("checklist item", &self.text)
+    }
+}
+
+/// A dependency edge, of a template task or a portal task.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DependencyRow {
+    pub(crate) task_id: Uuid,
+    pub(crate) depends_on_id: Uuid,
+}
+
+/// A survey question, of a template task or a portal task.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SurveyRow {
+    pub(crate) task_id: Uuid,
+    id: Uuid,
+    text: String,
+    kind: String,
+    options: serde_json::Value,
+}
+
+impl TryFrom<SurveyRow> for SurveyQuestion {
+    type Error = StorageError;
+    fn try_from(r: SurveyRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: SurveyQuestionId::from_uuid(r.id),
+            text: item_text("survey question", &r.text)?,
+            kind: parse("survey kind", &r.kind)?,
+            options: survey_options(&r.options)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PortalRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    company_id: Uuid,
+    template_id: Option<Uuid>,
+    name: String,
+    status: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    activated_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<PortalRow> for Portal {
+    type Error = StorageError;
+    fn try_from(r: PortalRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: PortalId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            company_id: CompanyId::from_uuid(r.company_id),
+            template_id: r.template_id.map(TemplateId::from_uuid),
+            name: name("portal name", &r.name)?,
+            status: parse("portal status", &r.status)?,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            activated_at: r.activated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PhaseRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    position: i32,
+    name: String,
+    description: String,
+    version: i64,
+}
+
+impl TryFrom<PhaseRow> for Phase {
+    type Error = StorageError;
+    fn try_from(r: PhaseRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: PhaseId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            position: r.position,
+            name: name("phase name", &r.name)?,
+            description: description("phase description", &r.description)?,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    phase_id: Uuid,
+    position: i32,
+    title: String,
+    description: String,
+    owner: String,
+    evidence: String,
+    priority: String,
+    due_offset_days: Option<i32>,
+    due_date: Option<NaiveDate>,
+    status: String,
+    block_reason: Option<String>,
+    assignee_id: Option<Uuid>,
+    completed_at: Option<DateTime<Utc>>,
+    completed_by_kind: Option<String>,
+    completed_by_id: Option<Uuid>,
+    completed_by_display: Option<String>,
+    completion_reason: Option<String>,
+    version: i64,
+}
+
+impl TryFrom<TaskRow> for Task {
+    type Error = StorageError;
+    fn try_from(r: TaskRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: TaskId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            phase_id: PhaseId::from_uuid(r.phase_id),
+            position: r.position,
+            title: title("task title", &r.title)?,
+            description: description("task description", &r.description)?,
+            owner: parse("task owner", &r.owner)?,
+            evidence: parse("evidence type", &r.evidence)?,
+            priority: parse("priority", &r.priority)?,
+            due_offset: day_offset(r.due_offset_days)?,
+            due_date: r.due_date,
+            status: parse("task status", &r.status)?,
+            block_reason: opt_reason("block reason", r.block_reason.as_deref())?,
+            assignee: r.assignee_id.map(StaffUserId::from_uuid),
+            depends_on: Vec::new(),
+            checklist: Vec::new(),
+            survey: Vec::new(),
+            completed_at: r.completed_at,
+            completed_by: actor(
+                "completed by",
+                r.completed_by_kind.as_deref(),
+                r.completed_by_id,
+                r.completed_by_display,
+            )?,
+            completion_reason: opt_reason("completion reason", r.completion_reason.as_deref())?,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChecklistRow {
+    pub(crate) task_id: Uuid,
+    id: Uuid,
+    text: String,
+    done: bool,
+}
+
+impl TryFrom<ChecklistRow> for ChecklistItem {
+    type Error = StorageError;
+    fn try_from(r: ChecklistRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: ChecklistItemId::from_uuid(r.id),
+            text: item_text("checklist item", &r.text)?,
+            done: r.done,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ContactRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    name: String,
+    email: String,
+    role: String,
+    is_primary: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ContactRow> for Contact {
+    type Error = StorageError;
+    fn try_from(r: ContactRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: ContactId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            name: name("contact name", &r.name)?,
+            email: email("contact email", &r.email)?,
+            role: parse("contact role", &r.role)?,
+            primary: r.is_primary,
+            version: r.version,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CommentRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    task_id: Uuid,
+    author_kind: String,
+    author_id: Option<Uuid>,
+    author_display: Option<String>,
+    body: String,
+    is_question: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<CommentRow> for Comment {
+    type Error = StorageError;
+    fn try_from(r: CommentRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: CommentId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            task_id: TaskId::from_uuid(r.task_id),
+            author: Actor {
+                kind: parse("comment author kind", &r.author_kind)?,
+                id: r.author_id,
+                display: r.author_display,
+            },
+            body: comment_body("comment body", &r.body)?,
+            is_question: r.is_question,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    company_id: Option<Uuid>,
+    portal_id: Option<Uuid>,
+    kind: String,
+    actor_kind: String,
+    actor_id: Option<Uuid>,
+    actor_display: Option<String>,
+    at: DateTime<Utc>,
+    summary: String,
+    details: serde_json::Value,
+    erased_by: Option<Uuid>,
+}
+
+impl TryFrom<EventRow> for ActivityEvent {
+    type Error = StorageError;
+    fn try_from(r: EventRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: EventId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            company_id: r.company_id.map(CompanyId::from_uuid),
+            portal_id: r.portal_id.map(PortalId::from_uuid),
+            kind: parse("event kind", &r.kind)?,
+            actor: Actor {
+                kind: parse("actor kind", &r.actor_kind)?,
+                id: r.actor_id,
+                display: r.actor_display,
+            },
+            at: r.at,
+            summary: r.summary,
+            details: r.details,
+            erased_by: r.erased_by.map(EventId::from_uuid),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    kind: String,
+    recipient: String,
+    idempotency_key: String,
+    payload: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<MessageRow> for OutboundMessage {
+    type Error = StorageError;
+    fn try_from(r: MessageRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: EventId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            kind: r.kind,
+            recipient: email("message recipient", &r.recipient)?,
+            idempotency_key: r.idempotency_key,
+            payload: r.payload,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// Converts every row, stopping at the first that does not read back.
+pub(crate) fn convert<R, T>(rows: Vec<R>) -> StorageResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StorageError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
