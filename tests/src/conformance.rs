@@ -1,0 +1,1290 @@
+//! The conformance scenarios. Each takes a fresh, migrated, empty store and panics on the first
+//! behaviour that differs from the contract of `portal_core::storage`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use portal_core::CommandError;
+use portal_core::activity::EventKind;
+use portal_core::commands::draft::{TaskInput, TaskPatch};
+use portal_core::commands::portal::TransitionRequest;
+use portal_core::commands::{self, Ctx};
+use portal_core::id::{EventId, PortalId, TaskId};
+use portal_core::lifecycle::PortalStatus;
+use portal_core::outcome::{OutboundMessage, Outcome, Write};
+use portal_core::policy::Principal;
+use portal_core::portal::PortalState;
+use portal_core::service::{Engine, ServiceError};
+use portal_core::storage::{ActivityFilter, PageRequest, PortalFilter, Storage, StorageError};
+use portal_core::task::{EvidenceType, TaskOwner, TaskStatus};
+use portal_core::tenant::{Permission, PermissionSet};
+use portal_core::value::{CommentBody, Description, Reason, Title};
+
+use crate::fixtures::{self, email, name};
+use crate::harness::engine;
+
+fn code(e: &ServiceError) -> &'static str {
+    match e {
+        ServiceError::Command(c) => c.code(),
+        ServiceError::Storage(s) => panic!("storage failed: {s}"),
+    }
+}
+
+async fn state(engine: &Engine, admin: &Principal, portal: PortalId) -> PortalState {
+    engine.load_portal(admin, portal).await.expect("portal loads")
+}
+
+fn task_by_title<'s>(s: &'s PortalState, title: &str) -> &'s portal_core::task::Task {
+    s.tasks
+        .iter()
+        .find(|t| t.title.as_str() == title)
+        .unwrap_or_else(|| panic!("task {title}"))
+}
+
+/// Tenants, roles and staff users round-trip; emails and role names are unique per tenant.
+pub async fn tenants_roles_and_staff(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    assert_eq!(
+        storage.get_tenant(tenant.id).await.expect("storage"),
+        Some(tenant.clone())
+    );
+    let roles = storage.list_roles(tenant.id).await.expect("storage");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].permissions, PermissionSet::all());
+    let Principal::Staff(p) = &admin else {
+        panic!("a staff principal")
+    };
+    assert_eq!(p.permissions, PermissionSet::all());
+
+    let perms: PermissionSet = [Permission::ReadOnboarding].into_iter().collect();
+    let viewer = engine.create_role(&admin, name("Viewer"), perms).await.expect("role");
+    assert_eq!(
+        storage
+            .get_role(tenant.id, viewer)
+            .await
+            .expect("storage")
+            .map(|r| r.permissions),
+        Some(perms)
+    );
+    let dup = engine
+        .create_role(&admin, name("Viewer"), perms)
+        .await
+        .expect_err("duplicate role name");
+    assert_eq!(code(&dup), "already_exists");
+
+    let tech = engine
+        .create_staff_user(&admin, email("tech@acme.example.com"), name("Tess Tech"), &[viewer])
+        .await
+        .expect("user");
+    let again = engine
+        .create_staff_user(&admin, email("tech@acme.example.com"), name("Tess Again"), &[viewer])
+        .await
+        .expect_err("duplicate email");
+    assert_eq!(code(&again), "already_exists");
+    let u = storage
+        .get_staff_user(tenant.id, tech)
+        .await
+        .expect("storage")
+        .expect("user");
+    assert_eq!(u.roles, vec![viewer]);
+    assert_eq!(
+        storage
+            .find_staff_user_by_email(tenant.id, &u.email)
+            .await
+            .expect("storage"),
+        Some(u.clone())
+    );
+    let tech_principal = engine
+        .staff_principal(tenant.id, tech)
+        .await
+        .expect("storage")
+        .expect("principal");
+    let Principal::Staff(tp) = &tech_principal else {
+        panic!("a staff principal")
+    };
+    assert_eq!(tp.permissions, perms);
+
+    let all = storage
+        .list_staff_users(tenant.id, PageRequest::first(10))
+        .await
+        .expect("storage");
+    assert_eq!(all.len(), 2);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let second = storage
+        .list_staff_users(
+            tenant.id,
+            PageRequest {
+                after: Some(all[0].id),
+                limit: 10,
+            },
+        )
+        .await
+        .expect("storage");
+    assert_eq!(second, all[1..].to_vec());
+
+    // Tenant settings: compare-and-set on the tenant's version.
+    let mut settings = tenant.settings.clone();
+    settings.billable_default = false;
+    engine
+        .update_tenant(&admin, tenant.version, name("Acme IT"), settings.clone())
+        .await
+        .expect("settings");
+    let stale = engine
+        .update_tenant(&admin, tenant.version, name("Acme IT 2"), settings)
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    let t = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(
+        (t.name.as_str(), t.version, t.settings.billable_default),
+        ("Acme IT", tenant.version + 1, false)
+    );
+}
+
+/// Nothing of one tenant is visible or changeable through another's id space.
+pub async fn tenant_isolation(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (a, admin_a) = fixtures::tenant(&engine, "alpha").await;
+    let (b, admin_b) = fixtures::tenant(&engine, "beta").await;
+    let (company, template, portal) = fixtures::portal(&engine, &admin_a, &fixtures::small_template(), true).await;
+    let st = state(&engine, &admin_a, portal).await;
+    let task = st.tasks[0].id;
+
+    assert!(storage.get_company(b.id, company).await.expect("storage").is_none());
+    assert!(storage.get_template(b.id, template).await.expect("storage").is_none());
+    assert!(storage.get_portal(b.id, portal).await.expect("storage").is_none());
+    assert!(storage.load_portal(b.id, portal).await.expect("storage").is_none());
+    assert!(
+        storage
+            .list_comments_for_task(b.id, task)
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+    assert!(
+        storage
+            .list_portals(b.id, PortalFilter::default(), PageRequest::first(50))
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+    assert!(
+        storage
+            .list_companies(b.id, PageRequest::first(50))
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+    assert!(
+        storage
+            .list_templates(b.id, PageRequest::first(50))
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+    let b_events = storage
+        .list_activity(b.id, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage");
+    assert!(b_events.iter().all(|e| e.tenant_id == b.id));
+    let noop = |_: &PortalState| -> Result<Outcome, CommandError> { Ok(Outcome::default()) };
+    assert!(
+        storage
+            .modify_portal(b.id, portal, &noop)
+            .await
+            .expect("storage")
+            .is_none()
+    );
+
+    // Through the engine, B's admin gets "not found" for A's ids, exactly like unknown ids.
+    let e = engine.load_portal(&admin_b, portal).await.expect_err("other tenant");
+    assert_eq!(code(&e), "not_found");
+    let e = engine
+        .complete_task(&admin_b, portal, task, 1, None)
+        .await
+        .expect_err("other tenant");
+    assert_eq!(code(&e), "not_found");
+    let e = engine.get_company(&admin_b, company).await.expect_err("other tenant");
+    assert_eq!(code(&e), "not_found");
+
+    // A commit that carries a row of another tenant is refused as a broken invariant, and
+    // writes nothing.
+    let mut ctx = Ctx::new(chrono::Utc::now(), [9; 16]);
+    let (_, outcome) = commands::admin::create_company(&admin_a, &mut ctx, name("Sneaky")).expect("command");
+    let err = storage
+        .commit_outcome(b.id, &outcome)
+        .await
+        .expect_err("foreign rows refused");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    assert_eq!(
+        storage
+            .list_companies(a.id, PageRequest::first(50))
+            .await
+            .expect("storage")
+            .len(),
+        1
+    );
+}
+
+/// Companies and sites: create, read, page, compare-and-set, delete.
+pub async fn companies_and_sites(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            engine
+                .create_company(&admin, name(&format!("Client {i}")))
+                .await
+                .expect("company")
+                .id,
+        );
+    }
+    let page1 = storage
+        .list_companies(tenant.id, PageRequest::first(2))
+        .await
+        .expect("storage");
+    let page2 = storage
+        .list_companies(
+            tenant.id,
+            PageRequest {
+                after: Some(page1[1].id),
+                limit: 2,
+            },
+        )
+        .await
+        .expect("storage");
+    let page3 = storage
+        .list_companies(
+            tenant.id,
+            PageRequest {
+                after: Some(page2[1].id),
+                limit: 2,
+            },
+        )
+        .await
+        .expect("storage");
+    let seen: Vec<_> = page1.iter().chain(&page2).chain(&page3).map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(seen, ids);
+
+    let company = storage
+        .get_company(tenant.id, ids[0])
+        .await
+        .expect("storage")
+        .expect("company");
+    let mut ctx = engine.ctx();
+    let update =
+        commands::admin::update_company(&admin, &mut ctx, &company, company.version, name("Renamed")).expect("cmd");
+    storage
+        .commit_outcome(tenant.id, &update)
+        .await
+        .expect("storage")
+        .expect("committed");
+    let stale = commands::admin::update_company(&admin, &mut engine.ctx(), &company, company.version, name("Again"))
+        .expect("cmd");
+    let r = storage.commit_outcome(tenant.id, &stale).await.expect("storage");
+    assert!(
+        matches!(
+            r,
+            Err(CommandError::Stale {
+                expected: 1,
+                actual: 2,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(
+        storage
+            .get_company(tenant.id, company.id)
+            .await
+            .expect("storage")
+            .map(|c| c.name.to_string()),
+        Some("Renamed".into())
+    );
+
+    let site = engine
+        .create_site(
+            &admin,
+            company.id,
+            name("HQ"),
+            Description::parse("1 Main St").expect("addr"),
+        )
+        .await
+        .expect("site");
+    assert_eq!(
+        storage.get_site(tenant.id, site.id).await.expect("storage"),
+        Some(site.clone())
+    );
+    assert_eq!(
+        storage
+            .list_sites_for_company(tenant.id, company.id)
+            .await
+            .expect("storage"),
+        vec![site.clone()]
+    );
+    let upd = commands::admin::update_site(
+        &admin,
+        &mut engine.ctx(),
+        &site,
+        1,
+        name("Head office"),
+        site.address.clone(),
+    )
+    .expect("cmd");
+    storage
+        .commit_outcome(tenant.id, &upd)
+        .await
+        .expect("storage")
+        .expect("committed");
+    let del_stale = commands::admin::delete_site(&admin, &mut engine.ctx(), &site, 1).expect("cmd");
+    assert!(matches!(
+        storage.commit_outcome(tenant.id, &del_stale).await.expect("storage"),
+        Err(CommandError::Stale { .. })
+    ));
+    let current = storage
+        .get_site(tenant.id, site.id)
+        .await
+        .expect("storage")
+        .expect("site");
+    let del = commands::admin::delete_site(&admin, &mut engine.ctx(), &current, current.version).expect("cmd");
+    storage
+        .commit_outcome(tenant.id, &del)
+        .await
+        .expect("storage")
+        .expect("committed");
+    assert!(storage.get_site(tenant.id, site.id).await.expect("storage").is_none());
+}
+
+/// A template is stored and read back as the same document; replacing is compare-and-set and
+/// never touches portals started from it.
+pub async fn templates_and_copy_semantics(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let input = fixtures::small_template();
+    let mut ctx = engine.ctx();
+    let (id, outcome) = commands::template::create_template(&admin, &mut ctx, &input).expect("valid template");
+    storage
+        .commit_outcome(tenant.id, &outcome)
+        .await
+        .expect("storage")
+        .expect("committed");
+    let Some(Write::InsertTemplate(written)) = outcome.writes.first() else {
+        panic!("insert")
+    };
+    let read = storage
+        .get_template(tenant.id, id)
+        .await
+        .expect("storage")
+        .expect("template");
+    assert_eq!(&read, written, "a template reads back exactly as written");
+    assert_eq!(
+        storage
+            .list_templates(tenant.id, PageRequest::first(10))
+            .await
+            .expect("storage"),
+        vec![read.clone()]
+    );
+
+    let company = engine.create_company(&admin, name("Client")).await.expect("company");
+    let portal = engine
+        .start_onboarding(
+            &admin,
+            company.id,
+            id,
+            &commands::portal::StartOnboarding {
+                name: name("Onboarding"),
+                contacts: fixtures::contacts(),
+                activate: false,
+            },
+        )
+        .await
+        .expect("started");
+    let before = state(&engine, &admin, portal).await;
+    assert_eq!(before.tasks.len(), 7);
+    assert_eq!(before.phases.len(), 3);
+    // Dependencies point at the copies, never at template tasks.
+    let ids: std::collections::HashSet<TaskId> = before.tasks.iter().map(|t| t.id).collect();
+    assert!(before.tasks.iter().flat_map(|t| &t.depends_on).all(|d| ids.contains(d)));
+    assert_eq!(
+        task_by_title(&before, "Sign the master services agreement").status,
+        TaskStatus::Blocked
+    );
+    assert_eq!(task_by_title(&before, "Kick-off meeting").status, TaskStatus::Pending);
+
+    let mut changed = input.clone();
+    changed.phases.remove(2);
+    changed.phases[0].tasks[0].title = Title::parse("A different kick-off").expect("title");
+    engine
+        .replace_template(&admin, id, read.version, &changed)
+        .await
+        .expect("replaced");
+    let stale = engine
+        .replace_template(&admin, id, read.version, &changed)
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    let t2 = storage
+        .get_template(tenant.id, id)
+        .await
+        .expect("storage")
+        .expect("template");
+    assert_eq!(t2.phases.len(), 2);
+    assert_eq!(
+        t2.phases[0].tasks[0].id, read.phases[0].tasks[0].id,
+        "task ids are kept by key"
+    );
+    assert_eq!(
+        state(&engine, &admin, portal).await,
+        before,
+        "the portal did not follow the template"
+    );
+
+    engine.delete_template(&admin, id, t2.version).await.expect("deleted");
+    assert!(storage.get_template(tenant.id, id).await.expect("storage").is_none());
+    assert_eq!(
+        state(&engine, &admin, portal).await,
+        before,
+        "the portal outlives its template"
+    );
+}
+
+/// Draft → active → completed → converted → archived → draft, with every refusal named and every
+/// move logged.
+pub async fn portal_lifecycle(storage: Arc<dyn Storage>) {
+    let (engine, clock) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(s.portal.status, PortalStatus::Draft);
+    assert!(s.tasks.iter().all(|t| t.due_date.is_none()));
+
+    let bad = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Completed,
+                expected_version: 1,
+                confirm: false,
+            },
+        )
+        .await
+        .expect_err("draft → completed is not allowed");
+    assert!(matches!(
+        bad.command(),
+        Some(CommandError::IllegalTransition {
+            from: PortalStatus::Draft,
+            to: PortalStatus::Completed
+        })
+    ));
+
+    engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Active,
+                expected_version: 1,
+                confirm: false,
+            },
+        )
+        .await
+        .expect("activated");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!((s.portal.status, s.portal.version), (PortalStatus::Active, 2));
+    // 2026-03-02 in Amsterdam + offset.
+    let kickoff = task_by_title(&s, "Kick-off meeting");
+    assert_eq!(kickoff.due_date.map(|d| d.to_string()), Some("2026-03-04".to_owned()));
+
+    let stale = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Completed,
+                expected_version: 1,
+                confirm: false,
+            },
+        )
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    let open = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Completed,
+                expected_version: 2,
+                confirm: false,
+            },
+        )
+        .await
+        .expect_err("tasks open");
+    assert!(matches!(
+        open.command(),
+        Some(CommandError::TasksIncomplete { incomplete: 7 })
+    ));
+
+    // Complete every task in dependency order, as staff (client tasks need a reason).
+    let reason = Reason::parse("Done on the client's behalf during the call").expect("reason");
+    for _ in 0..7 {
+        let s = state(&engine, &admin, portal).await;
+        let next = s
+            .tasks
+            .iter()
+            .find(|t| t.status == TaskStatus::Pending)
+            .expect("a pending task");
+        let r = (next.owner == TaskOwner::Client).then(|| reason.clone());
+        engine
+            .complete_task(&admin, portal, next.id, next.version, r)
+            .await
+            .expect("completed");
+        clock.advance(Duration::hours(1));
+    }
+    let s = state(&engine, &admin, portal).await;
+    assert!(s.tasks.iter().all(|t| t.status == TaskStatus::Completed));
+    assert_eq!(
+        s.progress(tenant.settings.time_zone.today(chrono::Utc::now())).percent,
+        100
+    );
+
+    for (to, confirm) in [(PortalStatus::Completed, false), (PortalStatus::Converted, false)] {
+        let v = state(&engine, &admin, portal).await.portal.version;
+        engine
+            .transition_portal(
+                &admin,
+                portal,
+                TransitionRequest {
+                    to,
+                    expected_version: v,
+                    confirm,
+                },
+            )
+            .await
+            .expect("moved");
+    }
+    let v = state(&engine, &admin, portal).await.portal.version;
+    let unconfirmed = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Archived,
+                expected_version: v,
+                confirm: false,
+            },
+        )
+        .await
+        .expect_err("archive needs confirmation");
+    assert_eq!(code(&unconfirmed), "confirmation_required");
+    let archived = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Archived,
+                expected_version: v,
+                confirm: true,
+            },
+        )
+        .await
+        .expect("archived");
+    assert_eq!(
+        archived.effects.len(),
+        1,
+        "archiving carries the revocation of client access"
+    );
+    engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Draft,
+                expected_version: v + 1,
+                confirm: false,
+            },
+        )
+        .await
+        .expect("restored");
+
+    let filter = ActivityFilter {
+        portal: Some(portal),
+        kinds: vec![EventKind::PortalStatusChanged],
+    };
+    let moves = storage
+        .list_activity(tenant.id, &filter, PageRequest::first(50))
+        .await
+        .expect("storage");
+    let seen: Vec<(String, String)> = moves
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.details["from"].as_str().unwrap_or("").to_owned(),
+                e.details["to"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("draft", "active"),
+        ("active", "completed"),
+        ("completed", "converted"),
+        ("converted", "archived"),
+        ("archived", "draft"),
+    ];
+    assert_eq!(
+        seen,
+        expected
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Dependencies block and unblock; reopening re-blocks open dependents; manual blocks; versions.
+pub async fn task_statuses_and_dependencies(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (_, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let kickoff = task_by_title(&s, "Kick-off meeting").clone();
+    let msa = task_by_title(&s, "Sign the master services agreement").clone();
+
+    let blocked = engine
+        .complete_task(
+            &admin,
+            portal,
+            msa.id,
+            msa.version,
+            Some(Reason::parse("x").expect("r")),
+        )
+        .await
+        .expect_err("blocked");
+    assert!(matches!(
+        blocked.command(),
+        Some(CommandError::TaskBlocked {
+            incomplete_dependencies: 1,
+            ..
+        })
+    ));
+
+    engine
+        .complete_task(&admin, portal, kickoff.id, kickoff.version, None)
+        .await
+        .expect("kick-off done");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(
+        task_by_title(&s, "Sign the master services agreement").status,
+        TaskStatus::Pending
+    );
+    let again = engine
+        .complete_task(&admin, portal, kickoff.id, kickoff.version, None)
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&again), "stale_version");
+
+    // Manual block and unblock.
+    let msa = task_by_title(&s, "Sign the master services agreement").clone();
+    let reason = Reason::parse("Waiting for the legal team").expect("reason");
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::block_task(&admin, ctx, st, msa.id, msa.version, &reason)
+        })
+        .await
+        .expect("blocked by hand");
+    let s = state(&engine, &admin, portal).await;
+    let msa = task_by_title(&s, "Sign the master services agreement").clone();
+    assert_eq!(
+        (msa.status, msa.block_reason.as_ref().map(Reason::as_str)),
+        (TaskStatus::Blocked, Some("Waiting for the legal team"))
+    );
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::unblock_task(&admin, ctx, st, msa.id, msa.version)
+        })
+        .await
+        .expect("unblocked");
+    let s = state(&engine, &admin, portal).await;
+    let msa = task_by_title(&s, "Sign the master services agreement").clone();
+    assert_eq!(msa.status, TaskStatus::Pending);
+
+    // Start, then complete on the client's behalf (reason required and recorded).
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::start_task(&admin, ctx, st, msa.id, msa.version)
+        })
+        .await
+        .expect("started");
+    let msa = task_by_title(
+        &state(&engine, &admin, portal).await,
+        "Sign the master services agreement",
+    )
+    .clone();
+    assert_eq!(msa.status, TaskStatus::InProgress);
+    let no_reason = engine
+        .complete_task(&admin, portal, msa.id, msa.version, None)
+        .await
+        .expect_err("reason needed");
+    assert_eq!(code(&no_reason), "reason_required");
+    engine
+        .complete_task(
+            &admin,
+            portal,
+            msa.id,
+            msa.version,
+            Some(Reason::parse("Signed on paper").expect("r")),
+        )
+        .await
+        .expect("completed for the client");
+    let s = state(&engine, &admin, portal).await;
+    let msa = task_by_title(&s, "Sign the master services agreement").clone();
+    assert_eq!(
+        msa.completion_reason.as_ref().map(Reason::as_str),
+        Some("Signed on paper")
+    );
+    assert!(msa.completed_by.is_some() && msa.completed_at.is_some());
+    assert_eq!(task_by_title(&s, "Share admin credentials").status, TaskStatus::Pending);
+    assert_eq!(task_by_title(&s, "Environment survey").status, TaskStatus::Pending);
+
+    // Reopening the kick-off re-blocks nothing completed, and the MSA (completed) stays completed;
+    // reopening the MSA blocks its two open dependents.
+    let kickoff = task_by_title(&s, "Kick-off meeting").clone();
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::reopen_task(&admin, ctx, st, kickoff.id, kickoff.version)
+        })
+        .await
+        .expect("reopened");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(task_by_title(&s, "Kick-off meeting").status, TaskStatus::Pending);
+    assert_eq!(
+        task_by_title(&s, "Sign the master services agreement").status,
+        TaskStatus::Completed
+    );
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::reopen_task(&admin, ctx, st, msa.id, msa.version)
+        })
+        .await
+        .expect("reopened");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(
+        task_by_title(&s, "Sign the master services agreement").status,
+        TaskStatus::Blocked
+    );
+    assert_eq!(task_by_title(&s, "Share admin credentials").status, TaskStatus::Blocked);
+    assert_eq!(task_by_title(&s, "Environment survey").status, TaskStatus::Blocked);
+    assert!(
+        task_by_title(&s, "Sign the master services agreement")
+            .completion_reason
+            .is_none()
+    );
+}
+
+/// Draft editing: phases and tasks added, edited, moved and deleted; the graph re-checked.
+pub async fn draft_editing(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (_, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+
+    let outcome = engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::add_phase(&admin, ctx, st, name("Security review"), Description::empty(), Some(1))
+                .map(|(_, o)| o)
+        })
+        .await
+        .expect("phase added");
+    let Some(Write::InsertPhase(phase)) = outcome.writes.iter().find(|w| matches!(w, Write::InsertPhase(_))) else {
+        panic!("phase insert")
+    };
+    let s2 = state(&engine, &admin, portal).await;
+    assert_eq!(
+        s2.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["Kick-off", "Security review", "Discovery", "Go-live"]
+    );
+    assert_eq!(s2.phases.iter().map(|p| p.position).collect::<Vec<_>>(), [0, 1, 2, 3]);
+
+    let cutover = task_by_title(&s, "Cut over mail").id;
+    let input = TaskInput {
+        title: Title::parse("Review firewall rules").expect("title"),
+        description: Description::empty(),
+        owner: TaskOwner::Msp,
+        evidence: EvidenceType::None,
+        priority: portal_core::value::Priority::Critical,
+        due_offset: None,
+        checklist: vec![],
+        depends_on: vec![cutover],
+        survey: vec![],
+    };
+    let pid = phase.id;
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::add_task(&admin, ctx, st, pid, &input, None).map(|(_, o)| o)
+        })
+        .await
+        .expect("task added");
+    let s3 = state(&engine, &admin, portal).await;
+    let review = task_by_title(&s3, "Review firewall rules").clone();
+    assert_eq!(review.status, TaskStatus::Blocked);
+
+    // A cycle is refused and nothing changes.
+    let cut = task_by_title(&s3, "Cut over mail").clone();
+    let patch = TaskPatch {
+        depends_on: Some(vec![review.id]),
+        ..TaskPatch::default()
+    };
+    let cyc = engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::update_task(&admin, ctx, st, cut.id, cut.version, &patch)
+        })
+        .await
+        .expect_err("cycle");
+    assert_eq!(code(&cyc), "dependency_cycle");
+    assert_eq!(state(&engine, &admin, portal).await, s3);
+
+    // Deleting the cut-over removes the edge: the review task is unblocked.
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::delete_task(&admin, ctx, st, cut.id)
+        })
+        .await
+        .expect("deleted");
+    let s4 = state(&engine, &admin, portal).await;
+    let review = task_by_title(&s4, "Review firewall rules").clone();
+    assert!(review.depends_on.is_empty());
+    assert_eq!(review.status, TaskStatus::Pending);
+    assert!(s4.task(cut.id).is_none());
+
+    // Move the review task to the top of the first phase, then reorder phases.
+    let first = s4.phases[0].id;
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::move_task(&admin, ctx, st, review.id, first, 0)
+        })
+        .await
+        .expect("moved");
+    let s5 = state(&engine, &admin, portal).await;
+    assert_eq!(s5.tasks[0].id, review.id);
+    let order: Vec<_> = s5.phases.iter().rev().map(|p| p.id).collect();
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::reorder_phases(&admin, ctx, st, &order)
+        })
+        .await
+        .expect("reordered");
+    let s6 = state(&engine, &admin, portal).await;
+    assert_eq!(s6.phases.iter().map(|p| p.id).collect::<Vec<_>>(), order);
+    let bad = engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::reorder_phases(&admin, ctx, st, &order[1..])
+        })
+        .await
+        .expect_err("incomplete order");
+    assert_eq!(code(&bad), "bad_order");
+
+    // Delete a phase with its tasks.
+    let discovery = s6
+        .phases
+        .iter()
+        .find(|p| p.name.as_str() == "Discovery")
+        .expect("phase")
+        .id;
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::delete_phase(&admin, ctx, st, discovery)
+        })
+        .await
+        .expect("phase deleted");
+    let s7 = state(&engine, &admin, portal).await;
+    assert!(s7.tasks.iter().all(|t| t.phase_id != discovery));
+    assert_eq!(s7.phases.len(), 3);
+
+    // Edits of structure are refused once active.
+    engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Active,
+                expected_version: s7.portal.version,
+                confirm: false,
+            },
+        )
+        .await
+        .expect("active");
+    let late = engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::draft::delete_phase(&admin, ctx, st, first)
+        })
+        .await
+        .expect_err("not a draft");
+    assert_eq!(code(&late), "wrong_portal_status");
+}
+
+/// Assignment, all-or-nothing bulk reassignment, checklist and comments.
+pub async fn assignment_checklist_comments(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let tech = engine
+        .create_staff_user(&admin, email("tech@acme.example.com"), name("Tess Tech"), &[])
+        .await
+        .expect("user");
+    let s = state(&engine, &admin, portal).await;
+    let ids: Vec<TaskId> = s.tasks.iter().map(|t| t.id).collect();
+
+    let bogus = TaskId::from_uuid(uuid::Uuid::from_u128(42));
+    let mut with_bogus = ids[..3].to_vec();
+    with_bogus.push(bogus);
+    let e = engine
+        .bulk_reassign(&admin, portal, &with_bogus, Some(tech))
+        .await
+        .expect_err("unknown task");
+    assert_eq!(code(&e), "not_found");
+    assert_eq!(state(&engine, &admin, portal).await, s, "nothing changed");
+
+    engine
+        .bulk_reassign(&admin, portal, &ids[..3], Some(tech))
+        .await
+        .expect("reassigned");
+    let s2 = state(&engine, &admin, portal).await;
+    assert!(s2.tasks[..3].iter().all(|t| t.assignee == Some(tech)));
+    assert!(s2.tasks[3..].iter().all(|t| t.assignee.is_none()));
+
+    let t0 = s2.tasks[0].clone();
+    engine
+        .assign_task(&admin, portal, t0.id, t0.version, None)
+        .await
+        .expect("unassigned");
+    let e = engine
+        .assign_task(&admin, portal, t0.id, t0.version, None)
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&e), "stale_version");
+
+    let s3 = state(&engine, &admin, portal).await;
+    let kickoff = task_by_title(&s3, "Kick-off meeting").clone();
+    let item = kickoff.checklist[1].id;
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::set_checklist_item(&admin, ctx, st, kickoff.id, kickoff.version, item, true)
+        })
+        .await
+        .expect("ticked");
+    let k = task_by_title(&state(&engine, &admin, portal).await, "Kick-off meeting").clone();
+    assert_eq!(k.checklist.iter().map(|i| i.done).collect::<Vec<_>>(), [false, true]);
+
+    for (body, q) in [("When can we start?", true), ("Next Monday works.", false)] {
+        engine
+            .portal_command(&admin, portal, |ctx, st| {
+                commands::task::add_comment(&admin, ctx, st, k.id, CommentBody::parse(body).expect("body"), q)
+                    .map(|(_, o)| o)
+            })
+            .await
+            .expect("commented");
+    }
+    let comments = storage.list_comments_for_task(tenant.id, k.id).await.expect("storage");
+    assert_eq!(
+        comments
+            .iter()
+            .map(|c| (c.body.as_str(), c.is_question))
+            .collect::<Vec<_>>(),
+        [("When can we start?", true), ("Next Monday works.", false)]
+    );
+    let kinds: Vec<EventKind> = storage
+        .list_activity(
+            tenant.id,
+            &ActivityFilter {
+                portal: Some(portal),
+                kinds: vec![EventKind::QuestionAsked, EventKind::CommentAdded],
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .expect("storage")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::CommentAdded, EventKind::QuestionAsked]);
+}
+
+/// Deleting a portal removes everything in it, tombstones its events and records the delete.
+pub async fn delete_portal_keeps_tombstones(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let task = s.tasks[0].clone();
+    engine
+        .portal_command(&admin, portal, |ctx, st| {
+            commands::task::add_comment(&admin, ctx, st, task.id, CommentBody::parse("hello").expect("b"), false)
+                .map(|(_, o)| o)
+        })
+        .await
+        .expect("comment");
+    let filter = ActivityFilter {
+        portal: Some(portal),
+        kinds: vec![],
+    };
+    let before = storage
+        .list_activity(tenant.id, &filter, PageRequest::first(100))
+        .await
+        .expect("storage");
+    assert!(before.len() >= 4);
+
+    let wrong = engine
+        .delete_portal(&admin, portal, "yes")
+        .await
+        .expect_err("needs the name");
+    assert_eq!(code(&wrong), "confirmation_required");
+    assert!(storage.get_portal(tenant.id, portal).await.expect("storage").is_some());
+
+    let outcome = engine
+        .delete_portal(&admin, portal, "Client Co onboarding")
+        .await
+        .expect("deleted");
+    let audit_id = outcome.events[0].id;
+    assert!(storage.get_portal(tenant.id, portal).await.expect("storage").is_none());
+    assert!(storage.load_portal(tenant.id, portal).await.expect("storage").is_none());
+    assert!(
+        storage
+            .list_comments_for_task(tenant.id, task.id)
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+
+    let after = storage
+        .list_activity(tenant.id, &filter, PageRequest::first(100))
+        .await
+        .expect("storage");
+    assert_eq!(after.len(), before.len(), "every event survives as a tombstone");
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(
+            (a.id, a.kind, a.at, a.actor.kind, a.actor.id),
+            (b.id, b.kind, b.at, b.actor.kind, b.actor.id)
+        );
+        assert_eq!(
+            (a.summary.as_str(), &a.details, &a.actor.display),
+            ("", &serde_json::Value::Null, &None)
+        );
+        assert_eq!(a.erased_by, Some(audit_id));
+    }
+    let audit = storage
+        .list_activity(
+            tenant.id,
+            &ActivityFilter {
+                portal: None,
+                kinds: vec![EventKind::PortalDeleted],
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .expect("storage");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].portal_id, None);
+    assert_eq!(audit[0].details["portal_id"], serde_json::json!(portal));
+}
+
+/// The activity log pages newest first by cursor and filters by type.
+pub async fn activity_paging(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    for i in 0..12 {
+        engine
+            .create_company(&admin, name(&format!("C{i}")))
+            .await
+            .expect("company");
+    }
+    let all = storage
+        .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let mut paged = Vec::new();
+    let mut after: Option<EventId> = None;
+    loop {
+        let page = storage
+            .list_activity(tenant.id, &ActivityFilter::default(), PageRequest { after, limit: 5 })
+            .await
+            .expect("storage");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|e| e.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    let companies = storage
+        .list_activity(
+            tenant.id,
+            &ActivityFilter {
+                portal: None,
+                kinds: vec![EventKind::CompanyCreated],
+            },
+            PageRequest::first(500),
+        )
+        .await
+        .expect("storage");
+    assert_eq!(companies.len(), 12);
+}
+
+/// A commit is all or nothing: rows, events and outbox messages together.
+pub async fn outcome_commit_is_atomic(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let (company, mut outcome) = commands::admin::create_company(&admin, &mut ctx, name("Outboxed")).expect("cmd");
+    let message = OutboundMessage {
+        id: ctx.ids.next_id(),
+        tenant_id: tenant.id,
+        kind: "contact_invitation".to_owned(),
+        recipient: email("pat@client.example.org"),
+        idempotency_key: "invite-1".to_owned(),
+        payload: serde_json::json!({ "portal": "x" }),
+        created_at: ctx.now,
+    };
+    outcome.messages.push(message.clone());
+    storage
+        .commit_outcome(tenant.id, &outcome)
+        .await
+        .expect("storage")
+        .expect("committed");
+    assert_eq!(
+        storage.list_queued_messages(tenant.id, 10).await.expect("storage"),
+        vec![message.clone()]
+    );
+
+    // A second commit whose last write is stale leaves no trace of its first write, events or
+    // messages.
+    let mut ctx = engine.ctx();
+    let (other, mut bad) = commands::admin::create_company(&admin, &mut ctx, name("Never")).expect("cmd");
+    let stale = commands::admin::update_company(&admin, &mut ctx, &company, 1, name("x")).expect("cmd");
+    let stale_again = commands::admin::update_company(&admin, &mut ctx, &company, 1, name("y")).expect("cmd");
+    storage
+        .commit_outcome(tenant.id, &stale)
+        .await
+        .expect("storage")
+        .expect("first update");
+    bad.writes.extend(stale_again.writes);
+    bad.messages.push(OutboundMessage {
+        id: ctx.ids.next_id(),
+        idempotency_key: "invite-2".to_owned(),
+        ..message.clone()
+    });
+    let events_before = storage
+        .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage")
+        .len();
+    let r = storage.commit_outcome(tenant.id, &bad).await.expect("storage");
+    assert!(matches!(r, Err(CommandError::Stale { .. })), "{r:?}");
+    assert!(
+        storage
+            .get_company(tenant.id, other.id)
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    assert_eq!(
+        storage
+            .list_queued_messages(tenant.id, 10)
+            .await
+            .expect("storage")
+            .len(),
+        1
+    );
+    let events_after = storage
+        .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage")
+        .len();
+    assert_eq!(events_before, events_after);
+
+    // Replaying an insert is refused, not duplicated.
+    let dup = storage.commit_outcome(tenant.id, &outcome).await.expect("storage");
+    assert!(matches!(dup, Err(CommandError::AlreadyExists { .. })), "{dup:?}");
+}
+
+/// CON-1 in the database too: one primary contact per portal, one email per portal.
+pub async fn contact_uniqueness(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+    let primary = s.contacts.iter().find(|c| c.primary).expect("a primary").clone();
+    let mut ctx = engine.ctx();
+    let second_primary = portal_core::portal::Contact {
+        id: ctx.ids.next_id(),
+        email: email("other@client.example.org"),
+        ..primary.clone()
+    };
+    let r = storage
+        .commit_outcome(
+            tenant.id,
+            &Outcome {
+                writes: vec![Write::InsertContact(second_primary)],
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("storage");
+    assert!(matches!(r, Err(CommandError::AlreadyExists { .. })), "{r:?}");
+    let same_email = portal_core::portal::Contact {
+        id: ctx.ids.next_id(),
+        primary: false,
+        ..primary
+    };
+    let r = storage
+        .commit_outcome(
+            tenant.id,
+            &Outcome {
+                writes: vec![Write::InsertContact(same_email)],
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("storage");
+    assert!(matches!(r, Err(CommandError::AlreadyExists { .. })), "{r:?}");
+    assert_eq!(state(&engine, &admin, portal).await.contacts.len(), 2);
+}
+
+/// A 1,000-task portal starts, loads and completes tasks (PERF-2's size, ONB limits).
+pub async fn large_portal(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (_, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::sized_template(20, 50), true).await;
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(s.tasks.len(), 1_000);
+    assert_eq!(s.tasks.iter().filter(|t| t.status == TaskStatus::Pending).count(), 20);
+    let first = s.tasks[0].clone();
+    engine
+        .complete_task(&admin, portal, first.id, first.version, None)
+        .await
+        .expect("completed");
+    let s2 = state(&engine, &admin, portal).await;
+    assert_eq!(s2.tasks[1].status, TaskStatus::Pending);
+    assert_eq!(s2.tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(), 1);
+}
+
+/// Every scenario, by name, for embedders who run the suite in a loop.
+pub const SCENARIOS: &[&str] = &[
+    "tenants_roles_and_staff",
+    "tenant_isolation",
+    "companies_and_sites",
+    "templates_and_copy_semantics",
+    "portal_lifecycle",
+    "task_statuses_and_dependencies",
+    "draft_editing",
+    "assignment_checklist_comments",
+    "delete_portal_keeps_tombstones",
+    "activity_paging",
+    "outcome_commit_is_atomic",
+    "contact_uniqueness",
+    "large_portal",
+];

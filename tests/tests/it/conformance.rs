@@ -1,0 +1,40 @@
+//! The conformance suite on every backend. Test names carry the backend:
+//! `conformance::sqlite::portal_lifecycle`.
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use portal_tests::conformance as suite;
+            #[allow(unused_imports)]
+            use portal_tests::harness;
+
+            conformance!(@tests $make;
+                tenants_roles_and_staff,
+                tenant_isolation,
+                companies_and_sites,
+                templates_and_copy_semantics,
+                portal_lifecycle,
+                task_statuses_and_dependencies,
+                draft_editing,
+                assignment_checklist_comments,
+                delete_portal_keeps_tombstones,
+                activity_paging,
+                outcome_commit_is_atomic,
+                contact_uniqueness,
+                large_portal,
+            );
+        }
+    };
+    (@tests $make:expr; $($name:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(store) = $make else { return };
+            suite::$name(store.storage.clone()).await;
+            store.cleanup().await;
+        }
+    )+};
+}
+
+conformance!(memory, Some(harness::memory()));
+conformance!(sqlite, Some(harness::sqlite().await));
+conformance!(postgres, harness::postgres().await);
