@@ -44,6 +44,14 @@ pub enum ValueError {
         /// The field.
         field: &'static str,
     },
+    /// Characters outside the allowed set.
+    #[error("`{field}` may only contain {allowed}")]
+    InvalidCharacters {
+        /// The field.
+        field: &'static str,
+        /// What is allowed.
+        allowed: &'static str,
+    },
     /// Not an email address.
     #[error("invalid email address: {reason}")]
     InvalidEmail {

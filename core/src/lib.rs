@@ -28,6 +28,8 @@
 //!   storage trait, used by property tests and by embedders' unit tests.
 
 pub mod activity;
+#[cfg(test)]
+mod bad_input;
 pub mod commands;
 pub mod company;
 pub mod error;

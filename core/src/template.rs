@@ -45,7 +45,10 @@ impl TaskKey {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(ValueError::ControlCharacter { field: "key" });
+            return Err(ValueError::InvalidCharacters {
+                field: "key",
+                allowed: "ASCII letters, digits, `-`, `_` and `.`",
+            });
         }
         Ok(Self(raw.to_owned()))
     }
