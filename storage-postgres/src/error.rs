@@ -80,6 +80,18 @@ pub(crate) fn not_found(entity: &'static str, id: impl Into<Uuid>) -> Fail {
     Fail::Refused(CommandError::NotFound { entity, id: id.into() })
 }
 
+/// The last value of the key a violation names in its detail (`Key (tenant_id, role_id)=(…, …)
+/// is not present in table "role".`): the id a multi-row statement did not find.
+fn violated_key(e: &sqlx::Error) -> Option<Uuid> {
+    let detail = e
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
+        .detail()?;
+    let values = &detail[detail.find(")=(")? + 3..];
+    let values = &values[..values.find(')')?];
+    Uuid::parse_str(values.rsplit(',').next()?.trim()).ok()
+}
+
 /// The unique or foreign-key constraint a database error violated, with its SQLSTATE.
 fn violated_constraint(e: &sqlx::Error) -> Option<(&str, bool)> {
     let db = e.as_database_error()?;
@@ -97,23 +109,30 @@ fn violated_constraint(e: &sqlx::Error) -> Option<(&str, bool)> {
 ///
 /// The write paths check the ordinary clashes themselves (`ON CONFLICT DO NOTHING`, guarded
 /// updates, `WHERE EXISTS` inserts) so the transaction stays usable and the refusal follows the
-/// reference store's order of checks. A violation still reaches here when a concurrent
-/// transaction commits the clashing row between the check and the write; the constraint then
-/// names the refusal. A violation no known write explains (data no command produces, such as a
-/// checklist item id shared by two tasks) is reported as [`StorageError::Invariant`].
+/// reference store's order of checks. Violations still reach here in two cases: a concurrent
+/// transaction committed the clashing row between the check and the write, and a row points at
+/// a parent that does not exist (a dependency on no task, a staff user's unknown role), which
+/// the foreign keys check at no cost to the rows that are fine. The constraint names the
+/// refusal; for a multi-row statement the missing id comes from the key the error reports. A
+/// violation no known write explains (data no command produces, such as a checklist item id
+/// shared by two tasks) is reported as [`StorageError::Invariant`].
 pub(crate) fn violation(e: sqlx::Error, tenant: TenantId, write: &Write) -> Fail {
     let refusal = violated_constraint(&e).and_then(|(constraint, unique)| {
         if unique {
             unique_refusal(constraint, write)
         } else {
-            foreign_key_refusal(constraint, tenant, write)
+            foreign_key_refusal(constraint, tenant, write, violated_key(&e))
         }
     });
     match refusal {
         Some(fail) => fail,
         None if violated_constraint(&e).is_some() => Fail::Store(StorageError::Invariant(format!(
-            "the database refused a {} write: {e}",
-            write.entity()
+            "the database refused a {} write: {e} ({})",
+            write.entity(),
+            e.as_database_error()
+                .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+                .and_then(|d| d.detail())
+                .unwrap_or_default()
         ))),
         None => e.into(),
     }
@@ -160,11 +179,39 @@ fn unique_refusal(constraint: &str, write: &Write) -> Option<Fail> {
     })
 }
 
-fn foreign_key_refusal(constraint: &str, tenant: TenantId, write: &Write) -> Option<Fail> {
+fn foreign_key_refusal(constraint: &str, tenant: TenantId, write: &Write, key: Option<Uuid>) -> Option<Fail> {
     if constraint.ends_with("_tenant_id_fkey") {
         return Some(not_found("tenant", tenant));
     }
     Some(match (constraint, write) {
+        ("staff_user_role_tenant_id_role_id_fkey", Write::InsertStaffUser(_) | Write::UpdateStaffUser { .. }) => {
+            not_found("role", key?)
+        }
+        ("task_dependency_tenant_id_depends_on_id_fkey", Write::InsertTask(t) | Write::UpdateTask { task: t, .. }) => {
+            Fail::Refused(CommandError::UnknownDependency {
+                task: t.id.as_uuid(),
+                depends_on: key?,
+            })
+        }
+        ("task_dependency_tenant_id_depends_on_id_fkey", Write::InsertPortal(s)) => {
+            let depends_on = key?;
+            let task = s
+                .tasks
+                .iter()
+                .find(|t| t.depends_on.iter().any(|d| d.as_uuid() == depends_on))?;
+            Fail::Refused(CommandError::UnknownDependency {
+                task: task.id.as_uuid(),
+                depends_on,
+            })
+        }
+        ("task_tenant_id_phase_id_fkey", Write::InsertPortal(_)) => not_found("phase", key?),
+        ("task_tenant_id_assignee_id_fkey", Write::InsertPortal(_)) => not_found("staff user", key?),
+        (
+            "portal_phase_tenant_id_portal_id_fkey"
+            | "task_tenant_id_portal_id_fkey"
+            | "contact_tenant_id_portal_id_fkey",
+            Write::InsertPortal(_),
+        ) => not_found("portal", key?),
         ("site_tenant_id_company_id_fkey", Write::InsertSite(s) | Write::UpdateSite { site: s, .. }) => {
             not_found("company", s.company_id)
         }

@@ -45,6 +45,8 @@ mod error;
 mod portal;
 mod read;
 mod rows;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::str::FromStr;
@@ -119,6 +121,20 @@ impl PgStorage {
             other => StorageError::Backend(Box::new(other)),
         })?;
         Ok(Self { pool })
+    }
+
+    /// Refreshes the planner's statistics of every table (`ANALYZE`).
+    ///
+    /// Autovacuum does this on its own; a server running without it (or a benchmark that has
+    /// just filled a fresh database) needs it, or the foreign-key checks of a large insert may
+    /// be planned as if the tables were empty and slow down as they grow.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Unavailable`] or [`StorageError::Backend`] when the statement fails.
+    pub async fn analyze(&self) -> StorageResult<()> {
+        sqlx::query("ANALYZE").execute(&self.pool).await.map_err(map_sqlx)?;
+        Ok(())
     }
 
     /// The pool, for benchmarks and tests that need to look at the database directly.
