@@ -1,0 +1,811 @@
+//! PERF-4: starting a portal from a 20-phase / 500-task template in one transaction.
+//!
+//! The measured path is the whole `Engine::start_onboarding`: reading the tenant, the company
+//! and the template (whole: phases, tasks, checklists, surveys, dependencies), authorising, the
+//! pure command copying the template, and the commit of the portal with its 20 phases, 500
+//! tasks, their dependencies, checklist items and survey questions, 2 contacts and 3 activity
+//! events, in one transaction. Targets: SQLite ≤ 30 ms, PostgreSQL ≤ 60 ms, and ≤ 3× the floor.
+//!
+//! The floor, measured in the same run through the same pool: the same rows (built beforehand,
+//! outside the timing) written by hand-written multi-row `INSERT ... VALUES` statements, one per
+//! table, in one transaction, with no domain code and no read.
+//!
+//! Backends: SQLite on a temporary file, and PostgreSQL on a fresh database of the server named
+//! by `PORTAL_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`), dropped at the
+//! end; the PostgreSQL benchmarks are skipped with a notice when no server answers. Each store
+//! first gets the generated data set (`PORTAL_BENCH_SIZE`, `small` by default) so its indexes
+//! are not empty, then the PERF-4 template. Each portal started stays: the store grows by one
+//! 500-task portal per iteration.
+//!
+//! After divan's table a percentile report (median and p99 over interleaved samples of the
+//! engine path and the floor) is printed on standard error; see `portal_benches::stats`.
+//!
+//! Run: `cargo bench -p portal-benches --bench storage`.
+
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use divan::Bencher;
+use portal_benches::generate::{DataSet, perf4_template};
+use portal_benches::load::load;
+use portal_benches::stats::{self, Summary};
+use portal_benches::{DEFAULT_SEED, Size, now};
+use portal_core::activity::ActivityEvent;
+use portal_core::commands::Ctx;
+use portal_core::commands::portal::{StartOnboarding, start_onboarding};
+use portal_core::company::Company;
+use portal_core::outcome::Write;
+use portal_core::policy::Principal;
+use portal_core::portal::{ContactInput, ContactRole, PortalState};
+use portal_core::service::Engine;
+use portal_core::storage::{Entropy, FixedClock, Storage};
+use portal_core::template::Template;
+use portal_core::tenant::Tenant;
+use portal_core::value::{Email, Name};
+use portal_storage_postgres::PgStorage;
+use portal_storage_sqlite::SqliteStorage;
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use sqlx::{Connection, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
+
+/// Samples of each benchmark in divan's run and in the percentile report.
+const SAMPLES: u32 = 100;
+
+/// One runtime for every store: a pool's connections belong to the runtime that opened them.
+static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("a tokio runtime: {e}"))
+});
+
+static SQLITE: OnceLock<Fixture> = OnceLock::new();
+static POSTGRES: OnceLock<Option<Fixture>> = OnceLock::new();
+/// The SQLite file's directory, removed at the end.
+static SQLITE_DIR: Mutex<Option<tempfile::TempDir>> = Mutex::new(None);
+/// The PostgreSQL server's URL and the database made for this run, dropped at the end.
+static PG_DATABASE: Mutex<Option<(String, String)>> = Mutex::new(None);
+
+/// The pool the floor writes through: the store's own.
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A store holding the data set and the PERF-4 template, with what it takes to start portals.
+struct Fixture {
+    backend: &'static str,
+    data: DataSet,
+    engine: Engine,
+    pool: Pool,
+    admin: Principal,
+    tenant: Tenant,
+    company: Company,
+    template: Template,
+    request: StartOnboarding,
+    /// Entropy of the floor's rows (the engine has its own).
+    rng: Mutex<StdRng>,
+}
+
+fn size() -> Size {
+    Size::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn contacts() -> Vec<ContactInput> {
+    let parse = |n: &str, e: &str| {
+        (
+            Name::parse(n).unwrap_or_else(|err| panic!("{err}")),
+            Email::parse(e).unwrap_or_else(|err| panic!("{err}")),
+        )
+    };
+    let (n1, e1) = parse("Pat Primary", "pat@perf4-client.example.org");
+    let (n2, e2) = parse("Ian IT", "ian@perf4-client.example.org");
+    vec![
+        ContactInput {
+            name: n1,
+            email: e1,
+            role: ContactRole::PrimaryContact,
+            primary: true,
+        },
+        ContactInput {
+            name: n2,
+            email: e2,
+            role: ContactRole::It,
+            primary: false,
+        },
+    ]
+}
+
+impl Fixture {
+    fn new(backend: &'static str, storage: Arc<dyn Storage>, pool: Pool) -> Self {
+        let size = size();
+        let data = RT
+            .block_on(load(storage.as_ref(), size, DEFAULT_SEED, backend))
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let t0 = &data.tenants[0];
+        let rng = Mutex::new(StdRng::seed_from_u64(DEFAULT_SEED ^ 0x4534));
+        let engine_rng = Mutex::new(StdRng::seed_from_u64(DEFAULT_SEED ^ 0x4535));
+        let entropy: Arc<dyn Entropy> = Arc::new(move |buf: &mut [u8]| {
+            engine_rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fill_bytes(buf);
+        });
+        let engine = Engine::new(storage, Arc::new(FixedClock(now())), entropy);
+        let admin = t0.admin.clone();
+        let template = RT.block_on(async {
+            let id = engine.create_template(&admin, &perf4_template(DEFAULT_SEED)).await?;
+            engine.get_template(&admin, id).await
+        });
+        let template = template.unwrap_or_else(|e| panic!("{backend}: the PERF-4 template: {e}"));
+        let fixture = Self {
+            backend,
+            engine,
+            pool,
+            admin,
+            tenant: t0.tenant.clone(),
+            company: t0.companies[0].clone(),
+            template,
+            request: StartOnboarding {
+                name: Name::parse("PERF-4 portal").unwrap_or_else(|e| panic!("{e}")),
+                contacts: contacts(),
+                activate: false,
+            },
+            rng,
+            data,
+        };
+        // Warm-up: statement caches, page cache, the pool's connections.
+        for _ in 0..5 {
+            fixture.start();
+            let (state, events) = fixture.rows();
+            fixture.floor(&state, &events);
+        }
+        eprintln!(
+            "[portal-benches] {backend}: ready: `{size}` data set ({}), PERF-4 template of {} phases / {} tasks",
+            fixture.data.counts,
+            fixture.template.phases.len(),
+            fixture.template.tasks().count()
+        );
+        fixture
+    }
+
+    /// The measured path: `Engine::start_onboarding`, whole.
+    fn start(&self) {
+        RT.block_on(
+            self.engine
+                .start_onboarding(&self.admin, self.company.id, self.template.id, &self.request),
+        )
+        .unwrap_or_else(|e| panic!("{}: start_onboarding: {e}", self.backend));
+    }
+
+    /// The rows the engine writes for one portal, with fresh ids: what the floor inserts.
+    fn rows(&self) -> (PortalState, Vec<ActivityEvent>) {
+        let seed = self.rng.lock().unwrap_or_else(PoisonError::into_inner).random();
+        let mut ctx = Ctx::new(now(), seed);
+        let (_, outcome) = start_onboarding(
+            &self.admin,
+            &mut ctx,
+            &self.tenant,
+            &self.company,
+            &self.template,
+            &self.request,
+        )
+        .unwrap_or_else(|e| panic!("start_onboarding: {e}"));
+        let state = outcome
+            .writes
+            .into_iter()
+            .find_map(|w| match w {
+                Write::InsertPortal(s) => Some(*s),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("start_onboarding writes a portal"));
+        (state, outcome.events)
+    }
+
+    /// The floor: the same rows by hand-written multi-row INSERTs in one transaction.
+    fn floor(&self, state: &PortalState, events: &[ActivityEvent]) {
+        let r = match &self.pool {
+            Pool::Sqlite(pool) => RT.block_on(sqlite_floor(pool, state, events)),
+            Pool::Postgres(pool) => RT.block_on(pg_floor(pool, state, events)),
+        };
+        r.unwrap_or_else(|e| panic!("{}: the floor's insert: {e}", self.backend));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floors
+
+/// Most bind variables of one SQLite statement (`SQLITE_MAX_VARIABLE_NUMBER` since 3.32).
+const SQLITE_MAX_VARIABLES: usize = 32_766;
+/// Most bind parameters of one PostgreSQL statement.
+const PG_MAX_PARAMETERS: usize = 65_535;
+
+/// Rows of one multi-row statement that stay within `max` variables.
+const fn rows_per_statement(max: usize, columns: usize) -> usize {
+    let n = max / columns;
+    if n == 0 { 1 } else { n }
+}
+
+/// Every checklist item, survey question and dependency of the portal with its task.
+struct Children<'a> {
+    deps: Vec<(&'a portal_core::task::Task, portal_core::id::TaskId)>,
+    items: Vec<(&'a portal_core::task::Task, usize)>,
+    questions: Vec<(&'a portal_core::task::Task, usize)>,
+}
+
+fn children(state: &PortalState) -> Children<'_> {
+    let tasks = &state.tasks;
+    Children {
+        deps: tasks
+            .iter()
+            .flat_map(|t| t.depends_on.iter().map(move |d| (t, *d)))
+            .collect(),
+        items: tasks
+            .iter()
+            .flat_map(|t| (0..t.checklist.len()).map(move |i| (t, i)))
+            .collect(),
+        questions: tasks
+            .iter()
+            .flat_map(|t| (0..t.survey.len()).map(move |i| (t, i)))
+            .collect(),
+    }
+}
+
+fn position(i: usize) -> i32 {
+    i32::try_from(i).unwrap_or(i32::MAX)
+}
+
+async fn sqlite_floor(pool: &SqlitePool, s: &PortalState, events: &[ActivityEvent]) -> Result<(), sqlx::Error> {
+    /// One multi-row INSERT per chunk of rows.
+    async fn insert<T>(
+        conn: &mut sqlx::SqliteConnection,
+        head: &str,
+        columns: usize,
+        rows: &[T],
+        mut push: impl FnMut(&mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, &T),
+    ) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(rows_per_statement(SQLITE_MAX_VARIABLES, columns)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(head);
+            qb.push_values(chunk, |mut sep, row| push(&mut sep, row));
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    let tenant = s.portal.tenant_id.as_uuid();
+    let p = &s.portal;
+    let c = children(s);
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO portal (tenant_id, id, company_id, template_id, name, status, version, created_at, updated_at, \
+         activated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant)
+    .bind(p.id.as_uuid())
+    .bind(p.company_id.as_uuid())
+    .bind(p.template_id.map(|t| t.as_uuid()))
+    .bind(p.name.as_str())
+    .bind(p.status.as_str())
+    .bind(p.version)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .bind(p.activated_at)
+    .execute(&mut *tx)
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO portal_phase (tenant_id, id, portal_id, position, name, description, version) ",
+        7,
+        &s.phases,
+        |b, ph| {
+            b.push_bind(tenant)
+                .push_bind(ph.id.as_uuid())
+                .push_bind(ph.portal_id.as_uuid())
+                .push_bind(ph.position)
+                .push_bind(ph.name.as_str())
+                .push_bind(ph.description.as_str())
+                .push_bind(ph.version);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task (tenant_id, id, portal_id, phase_id, position, title, description, owner, evidence, \
+         priority, due_offset_days, due_date, status, block_reason, assignee_id, completed_at, completed_by_kind, \
+         completed_by_id, completed_by_display, completion_reason, version) ",
+        21,
+        &s.tasks,
+        |b, t| {
+            let by = t.completed_by.as_ref();
+            b.push_bind(tenant)
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(t.phase_id.as_uuid())
+                .push_bind(t.position)
+                .push_bind(t.title.as_str())
+                .push_bind(t.description.as_str())
+                .push_bind(t.owner.as_str())
+                .push_bind(t.evidence.as_str())
+                .push_bind(t.priority.as_str())
+                .push_bind(t.due_offset.map(|d| i32::from(d.days())))
+                .push_bind(t.due_date)
+                .push_bind(t.status.as_str())
+                .push_bind(t.block_reason.as_ref().map(|r| r.as_str()))
+                .push_bind(t.assignee.map(|a| a.as_uuid()))
+                .push_bind(t.completed_at)
+                .push_bind(by.map(|a| a.kind.as_str()))
+                .push_bind(by.and_then(|a| a.id))
+                .push_bind(by.and_then(|a| a.display.as_deref()))
+                .push_bind(t.completion_reason.as_ref().map(|r| r.as_str()))
+                .push_bind(t.version);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_dependency (tenant_id, task_id, depends_on_id, portal_id) ",
+        4,
+        &c.deps,
+        |b, (t, d)| {
+            b.push_bind(tenant)
+                .push_bind(t.id.as_uuid())
+                .push_bind(d.as_uuid())
+                .push_bind(t.portal_id.as_uuid());
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_checklist_item (tenant_id, id, task_id, portal_id, position, text, done) ",
+        7,
+        &c.items,
+        |b, (t, i)| {
+            let item = &t.checklist[*i];
+            b.push_bind(tenant)
+                .push_bind(item.id.as_uuid())
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(position(*i))
+                .push_bind(item.text.as_str())
+                .push_bind(item.done);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_survey_question (tenant_id, id, task_id, portal_id, position, text, kind, options) ",
+        8,
+        &c.questions,
+        |b, (t, i)| {
+            let q = &t.survey[*i];
+            b.push_bind(tenant)
+                .push_bind(q.id.as_uuid())
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(position(*i))
+                .push_bind(q.text.as_str())
+                .push_bind(q.kind.as_str())
+                .push_bind(serde_json::to_string(&q.options).unwrap_or_default());
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, created_at) ",
+        9,
+        &s.contacts,
+        |b, ct| {
+            b.push_bind(tenant)
+                .push_bind(ct.id.as_uuid())
+                .push_bind(ct.portal_id.as_uuid())
+                .push_bind(ct.name.as_str())
+                .push_bind(ct.email.as_str())
+                .push_bind(ct.role.as_str())
+                .push_bind(ct.primary)
+                .push_bind(ct.version)
+                .push_bind(ct.created_at);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO activity_event (tenant_id, id, company_id, portal_id, kind, actor_kind, actor_id, \
+         actor_display, at, summary, details, erased_by) ",
+        12,
+        events,
+        |b, e| {
+            b.push_bind(tenant)
+                .push_bind(e.id.as_uuid())
+                .push_bind(e.company_id.map(|x| x.as_uuid()))
+                .push_bind(e.portal_id.map(|x| x.as_uuid()))
+                .push_bind(e.kind.as_str())
+                .push_bind(e.actor.kind.as_str())
+                .push_bind(e.actor.id)
+                .push_bind(e.actor.display.as_deref())
+                .push_bind(e.at)
+                .push_bind(e.summary.as_str())
+                .push_bind(e.details.to_string())
+                .push_bind(e.erased_by.map(|x| x.as_uuid()));
+        },
+    )
+    .await?;
+    tx.commit().await
+}
+
+async fn pg_floor(pool: &PgPool, s: &PortalState, events: &[ActivityEvent]) -> Result<(), sqlx::Error> {
+    /// One multi-row INSERT per chunk of rows.
+    async fn insert<T>(
+        conn: &mut sqlx::PgConnection,
+        head: &str,
+        columns: usize,
+        rows: &[T],
+        mut push: impl FnMut(&mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, &T),
+    ) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(rows_per_statement(PG_MAX_PARAMETERS, columns)) {
+            let mut qb = QueryBuilder::<Postgres>::new(head);
+            qb.push_values(chunk, |mut sep, row| push(&mut sep, row));
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    let tenant = s.portal.tenant_id.as_uuid();
+    let p = &s.portal;
+    let c = children(s);
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO portal (tenant_id, id, company_id, template_id, name, status, version, created_at, updated_at, \
+         activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant)
+    .bind(p.id.as_uuid())
+    .bind(p.company_id.as_uuid())
+    .bind(p.template_id.map(|t| t.as_uuid()))
+    .bind(p.name.as_str())
+    .bind(p.status.as_str())
+    .bind(p.version)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .bind(p.activated_at)
+    .execute(&mut *tx)
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO portal_phase (tenant_id, id, portal_id, position, name, description, version) ",
+        7,
+        &s.phases,
+        |b, ph| {
+            b.push_bind(tenant)
+                .push_bind(ph.id.as_uuid())
+                .push_bind(ph.portal_id.as_uuid())
+                .push_bind(ph.position)
+                .push_bind(ph.name.as_str())
+                .push_bind(ph.description.as_str())
+                .push_bind(ph.version);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task (tenant_id, id, portal_id, phase_id, position, title, description, owner, evidence, \
+         priority, due_offset_days, due_date, status, block_reason, assignee_id, completed_at, completed_by_kind, \
+         completed_by_id, completed_by_display, completion_reason, version) ",
+        21,
+        &s.tasks,
+        |b, t| {
+            let by = t.completed_by.as_ref();
+            b.push_bind(tenant)
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(t.phase_id.as_uuid())
+                .push_bind(t.position)
+                .push_bind(t.title.as_str())
+                .push_bind(t.description.as_str())
+                .push_bind(t.owner.as_str())
+                .push_bind(t.evidence.as_str())
+                .push_bind(t.priority.as_str())
+                .push_bind(t.due_offset.map(|d| i32::from(d.days())))
+                .push_bind(t.due_date)
+                .push_bind(t.status.as_str())
+                .push_bind(t.block_reason.as_ref().map(|r| r.as_str()))
+                .push_bind(t.assignee.map(|a| a.as_uuid()))
+                .push_bind(t.completed_at)
+                .push_bind(by.map(|a| a.kind.as_str()))
+                .push_bind(by.and_then(|a| a.id))
+                .push_bind(by.and_then(|a| a.display.as_deref()))
+                .push_bind(t.completion_reason.as_ref().map(|r| r.as_str()))
+                .push_bind(t.version);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_dependency (tenant_id, task_id, depends_on_id, portal_id) ",
+        4,
+        &c.deps,
+        |b, (t, d)| {
+            b.push_bind(tenant)
+                .push_bind(t.id.as_uuid())
+                .push_bind(d.as_uuid())
+                .push_bind(t.portal_id.as_uuid());
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_checklist_item (tenant_id, id, task_id, portal_id, position, text, done) ",
+        7,
+        &c.items,
+        |b, (t, i)| {
+            let item = &t.checklist[*i];
+            b.push_bind(tenant)
+                .push_bind(item.id.as_uuid())
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(position(*i))
+                .push_bind(item.text.as_str())
+                .push_bind(item.done);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO task_survey_question (tenant_id, id, task_id, portal_id, position, text, kind, options) ",
+        8,
+        &c.questions,
+        |b, (t, i)| {
+            let q = &t.survey[*i];
+            b.push_bind(tenant)
+                .push_bind(q.id.as_uuid())
+                .push_bind(t.id.as_uuid())
+                .push_bind(t.portal_id.as_uuid())
+                .push_bind(position(*i))
+                .push_bind(q.text.as_str())
+                .push_bind(q.kind.as_str())
+                .push_bind(serde_json::to_value(&q.options).unwrap_or_default());
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, created_at) ",
+        9,
+        &s.contacts,
+        |b, ct| {
+            b.push_bind(tenant)
+                .push_bind(ct.id.as_uuid())
+                .push_bind(ct.portal_id.as_uuid())
+                .push_bind(ct.name.as_str())
+                .push_bind(ct.email.as_str())
+                .push_bind(ct.role.as_str())
+                .push_bind(ct.primary)
+                .push_bind(ct.version)
+                .push_bind(ct.created_at);
+        },
+    )
+    .await?;
+    insert(
+        &mut tx,
+        "INSERT INTO activity_event (tenant_id, id, company_id, portal_id, kind, actor_kind, actor_id, \
+         actor_display, at, summary, details, erased_by) ",
+        12,
+        events,
+        |b, e| {
+            b.push_bind(tenant)
+                .push_bind(e.id.as_uuid())
+                .push_bind(e.company_id.map(|x| x.as_uuid()))
+                .push_bind(e.portal_id.map(|x| x.as_uuid()))
+                .push_bind(e.kind.as_str())
+                .push_bind(e.actor.kind.as_str())
+                .push_bind(e.actor.id)
+                .push_bind(e.actor.display.as_deref())
+                .push_bind(e.at)
+                .push_bind(e.summary.as_str())
+                .push_bind(&e.details)
+                .push_bind(e.erased_by.map(|x| x.as_uuid()));
+        },
+    )
+    .await?;
+    tx.commit().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stores
+
+fn sqlite() -> &'static Fixture {
+    SQLITE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("portal-bench.db").display());
+        *SQLITE_DIR.lock().unwrap_or_else(PoisonError::into_inner) = Some(dir);
+        let storage = RT
+            .block_on(SqliteStorage::connect(&url))
+            .unwrap_or_else(|e| panic!("SQLite store at {url}: {e}"));
+        let pool = Pool::Sqlite(storage.pool().clone());
+        Fixture::new("sqlite", Arc::new(storage), pool)
+    })
+}
+
+/// The server's URL: `PORTAL_TEST_PG_URL`, or the local test server.
+fn pg_admin_url() -> String {
+    std::env::var("PORTAL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+fn postgres() -> Option<&'static Fixture> {
+    POSTGRES
+        .get_or_init(|| {
+            let admin_url = pg_admin_url();
+            let connect = async {
+                tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url))
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+                    .map_err(|e| e.to_string())
+            };
+            let mut admin = match RT.block_on(connect) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!(
+                        "\n*** SKIPPING the PostgreSQL benchmarks: no server at {admin_url} ({e}); set \
+                         PORTAL_TEST_PG_URL ***\n"
+                    );
+                    return None;
+                }
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let db = format!("portal_bench_{}_{nanos}", std::process::id());
+            RT.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\""))).execute(&mut admin))
+                .unwrap_or_else(|e| panic!("creating the benchmark database {db}: {e}"));
+            *PG_DATABASE.lock().unwrap_or_else(PoisonError::into_inner) = Some((admin_url.clone(), db.clone()));
+            let url = with_database(&admin_url, &db);
+            let storage = RT
+                .block_on(PgStorage::connect(&url))
+                .unwrap_or_else(|e| panic!("PostgreSQL store at {url}: {e}"));
+            let pool = Pool::Postgres(storage.pool().clone());
+            Some(Fixture::new("postgres", Arc::new(storage), pool))
+        })
+        .as_ref()
+}
+
+fn cleanup() {
+    if let Some((admin_url, db)) = PG_DATABASE.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        let dropped = RT.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+        });
+        if let Err(e) = dropped {
+            eprintln!("[portal-benches] could not drop the benchmark database {db}: {e}");
+        }
+    }
+    drop(SQLITE_DIR.lock().unwrap_or_else(PoisonError::into_inner).take());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmarks
+
+fn engine_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>) {
+    let Some(f) = fixture else { return };
+    bencher.bench_local(|| f.start());
+}
+
+fn floor_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>) {
+    let Some(f) = fixture else { return };
+    bencher
+        .with_inputs(|| f.rows())
+        .bench_local_refs(|(state, events)| f.floor(state, events));
+}
+
+/// PERF-4 on SQLite (a temporary file, WAL, `synchronous = NORMAL`).
+mod perf4_sqlite {
+    use super::{Bencher, SAMPLES, engine_bench, floor_bench, sqlite};
+
+    /// `Engine::start_onboarding` from the 20 × 500 template, whole.
+    #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
+    fn engine_start_onboarding(bencher: Bencher<'_, '_>) {
+        engine_bench(bencher, Some(sqlite()));
+    }
+
+    /// The floor: the same rows by hand-written multi-row INSERTs, one transaction.
+    #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
+    fn floor_multi_row_insert(bencher: Bencher<'_, '_>) {
+        floor_bench(bencher, Some(sqlite()));
+    }
+}
+
+/// PERF-4 on PostgreSQL (a fresh database on `PORTAL_TEST_PG_URL`).
+mod perf4_postgres {
+    use super::{Bencher, SAMPLES, engine_bench, floor_bench, postgres};
+
+    /// `Engine::start_onboarding` from the 20 × 500 template, whole.
+    #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
+    fn engine_start_onboarding(bencher: Bencher<'_, '_>) {
+        engine_bench(bencher, postgres());
+    }
+
+    /// The floor: the same rows by hand-written multi-row INSERTs, one transaction.
+    #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
+    fn floor_multi_row_insert(bencher: Bencher<'_, '_>) {
+        floor_bench(bencher, postgres());
+    }
+}
+
+/// Opens (once) the store of one backend.
+type FixtureFn = fn() -> Option<&'static Fixture>;
+
+/// Interleaved samples of the engine path and the floor: (engine, floor).
+fn interleaved(f: &Fixture, samples: u32) -> (Summary, Summary) {
+    let mut engine = Vec::new();
+    let mut floor = Vec::new();
+    for _ in 0..samples {
+        let t = Instant::now();
+        f.start();
+        engine.push(t.elapsed());
+        let (state, events) = f.rows();
+        let t = Instant::now();
+        f.floor(&state, &events);
+        floor.push(t.elapsed());
+    }
+    let none = || panic!("no samples");
+    (
+        Summary::of(engine).unwrap_or_else(none),
+        Summary::of(floor).unwrap_or_else(none),
+    )
+}
+
+fn main() {
+    divan::main();
+    if stats::report_enabled() {
+        let mut lines = Vec::new();
+        let backends: [(&str, FixtureFn); 2] = [("perf4_sqlite", || Some(sqlite())), ("perf4_postgres", postgres)];
+        for (module, fixture) in backends {
+            let engine_name = format!("{module}::engine_start_onboarding");
+            let floor_name = format!("{module}::floor_multi_row_insert");
+            if !(stats::report_wanted(&engine_name) || stats::report_wanted(&floor_name)) {
+                continue;
+            }
+            let Some(f) = fixture() else { continue };
+            let (engine, floor) = interleaved(f, SAMPLES);
+            lines.push(format!(
+                "{module}: `{}` data set, seed {} ({} portals, {} tasks, {} events before the run)",
+                f.data.size, f.data.seed, f.data.counts.portals, f.data.counts.tasks, f.data.counts.events
+            ));
+            lines.push(engine.line(&engine_name));
+            lines.push(floor.line(&floor_name));
+            let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
+            lines.push(format!(
+                "{:<44} median ratio {:.2}x, p99 ratio {:.2}x",
+                format!("{module} engine / floor"),
+                r(engine.median, floor.median),
+                r(engine.p99, floor.p99)
+            ));
+        }
+        if !lines.is_empty() {
+            eprintln!(
+                "\npercentiles (own samples, engine and floor interleaved; {})",
+                stats::context_line()
+            );
+            for l in lines {
+                eprintln!("  {l}");
+            }
+        }
+    }
+    cleanup();
+}
