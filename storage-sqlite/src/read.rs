@@ -72,7 +72,7 @@ pub(crate) async fn load_portal(
             .map_err(map_sqlx)?;
     let items: Vec<ChecklistRow> = sqlx::query_as(
         "SELECT id, task_id, text, done FROM task_checklist_item WHERE tenant_id = $1 AND portal_id = $2 \
-         ORDER BY task_id, position, id",
+         ORDER BY task_id, position",
     )
     .bind(t)
     .bind(p)
@@ -81,7 +81,7 @@ pub(crate) async fn load_portal(
     .map_err(map_sqlx)?;
     let questions: Vec<SurveyRow> = sqlx::query_as(
         "SELECT id, task_id, text, kind, options FROM task_survey_question WHERE tenant_id = $1 AND portal_id = $2 \
-         ORDER BY task_id, position, id",
+         ORDER BY task_id, position",
     )
     .bind(t)
     .bind(p)
@@ -166,9 +166,9 @@ pub(crate) async fn load_templates(
     .await
     .map_err(map_sqlx)?;
     let items: Vec<TemplateChecklistRow> = sqlx::query_as(
-        "SELECT c.task_id, c.text FROM template_task_checklist_item c \
-         JOIN template_task t ON t.tenant_id = c.tenant_id AND t.id = c.task_id \
-         WHERE t.tenant_id = $1 AND t.template_id BETWEEN $2 AND $3 ORDER BY c.task_id, c.position",
+        "SELECT task_id, text FROM template_task_checklist_item WHERE tenant_id = $1 AND task_id IN \
+         (SELECT id FROM template_task WHERE tenant_id = $1 AND template_id BETWEEN $2 AND $3) \
+         ORDER BY task_id, position",
     )
     .bind(t)
     .bind(lo)
@@ -179,9 +179,8 @@ pub(crate) async fn load_templates(
     // Dependencies keep the order they were written in (the template's own order), which
     // their rowids record: each write replaces a template's rows as a whole.
     let deps: Vec<DependencyRow> = sqlx::query_as(
-        "SELECT d.task_id, d.depends_on_id FROM template_task_dependency d \
-         JOIN template_task t ON t.tenant_id = d.tenant_id AND t.id = d.task_id \
-         WHERE t.tenant_id = $1 AND t.template_id BETWEEN $2 AND $3 ORDER BY d.rowid",
+        "SELECT task_id, depends_on_id FROM template_task_dependency WHERE tenant_id = $1 AND task_id IN \
+         (SELECT id FROM template_task WHERE tenant_id = $1 AND template_id BETWEEN $2 AND $3) ORDER BY rowid",
     )
     .bind(t)
     .bind(lo)
@@ -190,9 +189,9 @@ pub(crate) async fn load_templates(
     .await
     .map_err(map_sqlx)?;
     let questions: Vec<SurveyRow> = sqlx::query_as(
-        "SELECT s.id, s.task_id, s.text, s.kind, s.options FROM template_task_survey_question s \
-         JOIN template_task t ON t.tenant_id = s.tenant_id AND t.id = s.task_id \
-         WHERE t.tenant_id = $1 AND t.template_id BETWEEN $2 AND $3 ORDER BY s.task_id, s.position, s.id",
+        "SELECT id, task_id, text, kind, options FROM template_task_survey_question WHERE tenant_id = $1 \
+         AND task_id IN (SELECT id FROM template_task WHERE tenant_id = $1 AND template_id BETWEEN $2 AND $3) \
+         ORDER BY task_id, position",
     )
     .bind(t)
     .bind(lo)
