@@ -39,6 +39,26 @@
 //!
 //! Nothing is held in the process between calls, so several server processes may share one
 //! database; migrations take sqlx's advisory lock, so they may even start together.
+//!
+//! ## Where it differs from the reference store
+//!
+//! Only where the schema holds more than the reference store checks, never for what the
+//! commands produce:
+//!
+//! - a staff user's roles and a template task's dependencies read back ordered by id (their
+//!   tables keep no order; the reference store keeps the order written);
+//! - a row pointing at a parent that does not exist (a dependency on no task, an unknown role,
+//!   a phase, contact or task of no portal, a row of a tenant never created) is refused as
+//!   `NotFound` or `UnknownDependency` by its foreign key, where the reference store keeps it;
+//! - an outbox message reusing a queued message's idempotency key is refused as
+//!   `AlreadyExists("message", key)`.
+//!
+//! ## Planner statistics
+//!
+//! Starting a portal writes thousands of rows whose foreign keys PostgreSQL checks one by one;
+//! those checks are fast only once the planner has statistics of the tables. Autovacuum keeps
+//! them; on a server running without it, call [`PgStorage::analyze`] after loading data (a
+//! benchmark's seed, an import).
 
 mod batch;
 mod error;
