@@ -1,11 +1,15 @@
 //! Multi-row inserts of portal rows (phases, tasks with their checklists, surveys and
 //! dependencies, contacts) and of template documents, each one `INSERT ... SELECT FROM UNNEST`
 //! of one array per column: a constant SQL text the server prepares once per connection, a
-//! fixed number of bind parameters whatever the number of rows, one round trip per table.
+//! fixed number of bind parameters whatever the number of rows (far under the 65,535 limit),
+//! one round trip per table.
 //!
-//! Rows that clash are skipped (`ON CONFLICT DO NOTHING`) and the ids actually inserted come
-//! back, so a clash leaves the transaction usable and is reported as the reference store
-//! reports it: the first row, in the outcome's order, that a one-by-one insert would refuse.
+//! Phases, tasks and contacts that clash on a unique value are skipped (`ON CONFLICT DO
+//! NOTHING`) and the ids actually inserted come back, so a clash leaves the transaction usable
+//! and is reported as the reference store reports it: the first row, in the outcome's order,
+//! that a one-by-one insert would refuse. The rows under them (dependencies, checklist items,
+//! survey questions, a template's phases and tasks) carry ids that only the command made, so a
+//! clash there is a broken invariant, not a refusal.
 
 use std::collections::HashSet;
 

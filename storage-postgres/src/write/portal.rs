@@ -109,8 +109,12 @@ pub(super) async fn delete_phase(conn: &mut PgConnection, cx: Cx<'_>, id: PhaseI
 const TASK_VERSION: &str = "SELECT version FROM task WHERE tenant_id = $1 AND id = $2";
 /// The compare-and-set on the task row and, only when it matched, the removal of the task's
 /// dependencies, checklist items and survey questions, which are then written afresh: one
-/// round trip for the common update.
-const UPDATE_TASK: &str = "WITH updated AS ( \
+/// round trip for the common update. Checklist items and survey questions are found through
+/// the portal the task was in (`current` reads the row as it was before the statement), the
+/// only index that leads to them.
+const UPDATE_TASK: &str = "WITH current AS ( \
+         SELECT portal_id FROM task WHERE tenant_id = $1 AND id = $2 \
+     ), updated AS ( \
          UPDATE task SET portal_id = $3, phase_id = $4, position = $5, title = $6, description = $7, owner = $8, \
              evidence = $9, priority = $10, due_offset_days = $11, due_date = $12, status = $13, block_reason = $14, \
              assignee_id = $15, completed_at = $16, completed_by_kind = $17, completed_by_id = $18, \
@@ -118,11 +122,14 @@ const UPDATE_TASK: &str = "WITH updated AS ( \
          WHERE tenant_id = $1 AND id = $2 AND version = $22 \
          RETURNING id \
      ), dependencies AS ( \
-         DELETE FROM task_dependency WHERE tenant_id = $1 AND task_id IN (SELECT id FROM updated) \
+         DELETE FROM task_dependency d USING updated u \
+         WHERE d.tenant_id = $1 AND d.task_id = u.id \
      ), checklist AS ( \
-         DELETE FROM task_checklist_item WHERE tenant_id = $1 AND task_id IN (SELECT id FROM updated) \
+         DELETE FROM task_checklist_item c USING updated u, current p \
+         WHERE c.tenant_id = $1 AND c.portal_id = p.portal_id AND c.task_id = u.id \
      ), survey AS ( \
-         DELETE FROM task_survey_question WHERE tenant_id = $1 AND task_id IN (SELECT id FROM updated) \
+         DELETE FROM task_survey_question q USING updated u, current p \
+         WHERE q.tenant_id = $1 AND q.portal_id = p.portal_id AND q.task_id = u.id \
      ) \
      SELECT count(*) FROM updated";
 /// Dependencies on it, checklists, surveys and comments follow by `ON DELETE CASCADE`.
