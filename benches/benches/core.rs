@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use chrono::NaiveDate;
 use divan::{AllocProfiler, Bencher, black_box};
 use portal_benches::generate::{self, perf2_portal};
-use portal_benches::stats::{self, Summary};
+use portal_benches::stats;
 use portal_benches::{DEFAULT_SEED, Size};
 use portal_core::lifecycle::PortalStatus;
 use portal_core::policy::{AccessDenied, Action, Principal, Resource, StaffPrincipal, authorize};
@@ -253,7 +253,7 @@ fn main() {
         let f = stats::sample(2_000, 1, perf2_floor);
         lines.push(p.line(progress_name));
         lines.push(f.line(floor_name));
-        lines.push(ratio_line("perf2 progress / floor", &p, &f));
+        lines.push(p.ratio_line("perf2 progress / floor", &f));
     }
     if !lines.is_empty() {
         eprintln!("\npercentiles (own samples; {})", stats::context_line());
@@ -261,13 +261,4 @@ fn main() {
             eprintln!("  {l}");
         }
     }
-}
-
-fn ratio_line(name: &str, measured: &Summary, floor: &Summary) -> String {
-    let r = |a: std::time::Duration, b: std::time::Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
-    format!(
-        "{name:<44} median ratio {:.1}x, p99 ratio {:.1}x",
-        r(measured.median, floor.median),
-        r(measured.p99, floor.p99)
-    )
 }

@@ -12,41 +12,47 @@
 
 use std::time::{Duration, Instant};
 
-/// Order statistics of a set of samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Order statistics of a set of samples, in seconds (floating point, so that per-call means of
+/// batches keep their sub-nanosecond digits).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     /// How many samples.
     pub samples: usize,
     /// The fastest.
-    pub min: Duration,
+    pub min: f64,
     /// The median (the lower one of an even count).
-    pub median: Duration,
+    pub median: f64,
     /// The 99th percentile, nearest rank.
-    pub p99: Duration,
+    pub p99: f64,
     /// The slowest.
-    pub max: Duration,
+    pub max: f64,
     /// The mean.
-    pub mean: Duration,
+    pub mean: f64,
 }
 
 impl Summary {
     /// The summary of `samples`; `None` when there are none.
     #[must_use]
-    pub fn of(mut samples: Vec<Duration>) -> Option<Self> {
+    pub fn of(samples: &[Duration]) -> Option<Self> {
+        Self::of_secs(samples.iter().map(Duration::as_secs_f64).collect())
+    }
+
+    /// The summary of samples in seconds; `None` when there are none.
+    #[must_use]
+    pub fn of_secs(mut samples: Vec<f64>) -> Option<Self> {
         if samples.is_empty() {
             return None;
         }
-        samples.sort_unstable();
+        samples.sort_unstable_by(f64::total_cmp);
         let n = samples.len();
         let rank = |q: f64| ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-        let total: Duration = samples.iter().sum();
         Some(Self {
             samples: n,
             min: samples[0],
             median: samples[(n - 1) / 2],
             p99: samples[rank(0.99)],
             max: samples[n - 1],
-            mean: total / u32::try_from(n).unwrap_or(u32::MAX),
+            mean: samples.iter().sum::<f64>() / n as f64,
         })
     }
 
@@ -63,12 +69,22 @@ impl Summary {
             self.samples
         )
     }
+
+    /// `name  median ratio …x, p99 ratio …x` of `self` over `floor`.
+    #[must_use]
+    pub fn ratio_line(&self, name: &str, floor: &Self) -> String {
+        format!(
+            "{name:<44} median ratio {:.2}x, p99 ratio {:.2}x",
+            self.median / floor.median.max(1e-15),
+            self.p99 / floor.p99.max(1e-15)
+        )
+    }
 }
 
-/// A duration with three significant digits and a unit: `812 ns`, `23.4 µs`, `18.2 ms`.
+/// Seconds with three significant digits and a unit: `4.52 ns`, `812 ns`, `23.4 µs`, `18.2 ms`.
 #[must_use]
-pub fn fmt(d: Duration) -> String {
-    let ns = d.as_secs_f64() * 1e9;
+pub fn fmt(secs: f64) -> String {
+    let ns = secs * 1e9;
     let (value, unit) = if ns < 1e3 {
         (ns, "ns")
     } else if ns < 1e6 {
@@ -89,7 +105,7 @@ pub fn fmt(d: Duration) -> String {
 }
 
 /// Times `samples` samples of `batch` calls of `f` each (after `samples / 10` samples of
-/// warm-up) and summarises the time per call.
+/// warm-up) and summarises the time per call (the mean of each sample's calls).
 pub fn sample<O>(samples: usize, batch: u32, mut f: impl FnMut() -> O) -> Summary {
     let batch = batch.max(1);
     let mut times = Vec::with_capacity(samples);
@@ -98,18 +114,18 @@ pub fn sample<O>(samples: usize, batch: u32, mut f: impl FnMut() -> O) -> Summar
         for _ in 0..batch {
             std::hint::black_box(f());
         }
-        let elapsed = t.elapsed() / batch;
+        let per_call = t.elapsed().as_secs_f64() / f64::from(batch);
         if i >= samples / 10 {
-            times.push(elapsed);
+            times.push(per_call);
         }
     }
-    Summary::of(times).unwrap_or(Summary {
+    Summary::of_secs(times).unwrap_or(Summary {
         samples: 0,
-        min: Duration::ZERO,
-        median: Duration::ZERO,
-        p99: Duration::ZERO,
-        max: Duration::ZERO,
-        mean: Duration::ZERO,
+        min: 0.0,
+        median: 0.0,
+        p99: 0.0,
+        max: 0.0,
+        mean: 0.0,
     })
 }
 
@@ -174,7 +190,7 @@ pub fn context_line() -> String {
         })
         .map_or_else(|| "?".to_owned(), |kib| format!("{:.0}", kib as f64 / 1_048_576.0));
     let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -197,13 +213,15 @@ mod tests {
     #[test]
     fn percentiles_by_nearest_rank() {
         let samples: Vec<Duration> = (1..=200).map(Duration::from_micros).collect();
-        let s = Summary::of(samples).expect("samples");
-        assert_eq!(s.min, Duration::from_micros(1));
-        assert_eq!(s.median, Duration::from_micros(100));
-        assert_eq!(s.p99, Duration::from_micros(198));
-        assert_eq!(s.max, Duration::from_micros(200));
-        assert_eq!(Summary::of(Vec::new()), None);
-        assert_eq!(fmt(Duration::from_nanos(812)), "812 ns");
-        assert_eq!(fmt(Duration::from_nanos(23_440)), "23.4 µs");
+        let s = Summary::of(&samples).expect("samples");
+        let us = |n: u64| Duration::from_micros(n).as_secs_f64();
+        assert_eq!(s.min, us(1));
+        assert_eq!(s.median, us(100));
+        assert_eq!(s.p99, us(198));
+        assert_eq!(s.max, us(200));
+        assert_eq!(Summary::of(&[]), None);
+        assert_eq!(fmt(812e-9), "812 ns");
+        assert_eq!(fmt(4.523e-9), "4.52 ns");
+        assert_eq!(fmt(23.44e-6), "23.4 µs");
     }
 }
