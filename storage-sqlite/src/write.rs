@@ -79,11 +79,7 @@ pub(crate) async fn apply_outcome(
     tenant: TenantId,
     outcome: &Outcome,
 ) -> StorageResult<Result<(), CommandError>> {
-    if let Some(bad) = outcome.tenants().find(|t| *t != tenant) {
-        return Err(StorageError::Invariant(format!(
-            "a write for tenant {bad} in a commit for tenant {tenant}"
-        )));
-    }
+    check_tenants(tenant, outcome)?;
     let steps = outcome
         .writes
         .iter()
@@ -97,6 +93,16 @@ pub(crate) async fn apply_outcome(
     }
     // Access effects (revoking client sessions and links) act on rows the contacts work adds.
     Ok(Ok(()))
+}
+
+/// Refuses an outcome that carries a row of another tenant than the commit's.
+pub(crate) fn check_tenants(tenant: TenantId, outcome: &Outcome) -> StorageResult<()> {
+    match outcome.tenants().find(|t| *t != tenant) {
+        Some(bad) => Err(StorageError::Invariant(format!(
+            "a write for tenant {bad} in a commit for tenant {tenant}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 async fn run(conn: &mut SqliteConnection, sql: &'static str) -> StorageResult<()> {

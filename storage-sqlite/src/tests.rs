@@ -1,0 +1,135 @@
+//! What the conformance suite in `portal-tests` does not reach: this backend's own storage
+//! format, read back through the domain parsers, and its keyset bounds.
+
+use chrono::{TimeZone, Utc};
+use portal_core::id::{RoleId, StaffUserId, TenantId};
+use portal_core::outcome::{Outcome, Write};
+use portal_core::storage::{OutcomeRepo, StorageError, TenantRepo};
+use portal_core::tenant::{Role, StaffUser, Tenant, TenantSettings};
+use portal_core::value::{Email, Name};
+use uuid::Uuid;
+
+use crate::{SqliteStorage, ids_from, ids_up_to};
+
+async fn store() -> (SqliteStorage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("portal.db").display());
+    let storage = SqliteStorage::connect(&url).await.expect("connects and migrates");
+    (storage, dir)
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).expect("a valid name")
+}
+
+fn tenant(n: u128) -> Tenant {
+    Tenant {
+        id: TenantId::from_uuid(Uuid::from_u128(n)),
+        name: name("Acme"),
+        settings: TenantSettings::default(),
+        version: 1,
+        created_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time"),
+    }
+}
+
+fn writes(writes: Vec<Write>) -> Outcome {
+    Outcome {
+        writes,
+        ..Outcome::default()
+    }
+}
+
+#[test]
+fn keyset_bounds_are_exact() {
+    let id = Uuid::from_u128(41);
+    assert_eq!(ids_from(None), Some(Uuid::nil()));
+    assert_eq!(ids_from(Some(id)), Some(Uuid::from_u128(42)));
+    assert_eq!(ids_from(Some(Uuid::from_u128(u128::MAX))), None);
+    assert_eq!(ids_up_to(None), Some(Uuid::from_u128(u128::MAX)));
+    assert_eq!(ids_up_to(Some(id)), Some(Uuid::from_u128(40)));
+    assert_eq!(ids_up_to(Some(Uuid::nil())), None);
+}
+
+/// A row changed behind the engine's back reads as corrupt, never as an invalid value.
+#[tokio::test]
+async fn invalid_stored_values_are_corrupt() {
+    let (storage, _dir) = store().await;
+    let t = tenant(1);
+    storage
+        .commit_outcome(t.id, &writes(vec![Write::InsertTenant(t.clone())]))
+        .await
+        .expect("storage")
+        .expect("ok");
+    assert_eq!(storage.get_tenant(t.id).await.expect("reads"), Some(t.clone()));
+    for sql in [
+        "UPDATE tenant SET time_zone = 'Mars/Olympus_Mons' WHERE tenant_id = $1",
+        "UPDATE tenant SET time_zone = 'UTC', name = '   ' WHERE tenant_id = $1",
+        "UPDATE tenant SET name = 'Acme', created_at = 'yesterday' WHERE tenant_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(t.id.as_uuid())
+            .execute(storage.pool())
+            .await
+            .expect("tampered");
+        let err = storage.get_tenant(t.id).await.expect_err(sql);
+        assert!(matches!(err, StorageError::Corrupt(_)), "{sql}: {err:?}");
+    }
+}
+
+/// A staff user's roles read back in the order written, through updates, whatever their ids.
+#[tokio::test]
+async fn staff_roles_keep_their_order() {
+    let (storage, _dir) = store().await;
+    let t = tenant(1);
+    let roles: Vec<Role> = [30_u128, 10, 20]
+        .into_iter()
+        .map(|n| Role {
+            id: RoleId::from_uuid(Uuid::from_u128(n)),
+            tenant_id: t.id,
+            name: name(&format!("Role {n}")),
+            permissions: portal_core::tenant::PermissionSet::EMPTY,
+            version: 1,
+        })
+        .collect();
+    let user = StaffUser {
+        id: StaffUserId::from_uuid(Uuid::from_u128(7)),
+        tenant_id: t.id,
+        email: Email::parse("ada@acme.example.com").expect("an email"),
+        display_name: name("Ada"),
+        roles: roles.iter().map(|r| r.id).collect(),
+        active: true,
+        version: 1,
+        created_at: t.created_at,
+    };
+    let mut w = vec![Write::InsertTenant(t.clone())];
+    w.extend(roles.iter().cloned().map(Write::InsertRole));
+    w.push(Write::InsertStaffUser(user.clone()));
+    storage
+        .commit_outcome(t.id, &writes(w))
+        .await
+        .expect("storage")
+        .expect("ok");
+    assert_eq!(
+        storage.get_staff_user(t.id, user.id).await.expect("reads"),
+        Some(user.clone())
+    );
+
+    let updated = StaffUser {
+        roles: vec![roles[2].id, roles[0].id],
+        version: 2,
+        ..user.clone()
+    };
+    let update = Write::UpdateStaffUser {
+        user: updated.clone(),
+        expected_version: 1,
+    };
+    storage
+        .commit_outcome(t.id, &writes(vec![update]))
+        .await
+        .expect("storage")
+        .expect("ok");
+    assert_eq!(
+        storage.get_staff_user(t.id, user.id).await.expect("reads"),
+        Some(updated)
+    );
+}
