@@ -112,15 +112,18 @@ impl PgStorage {
         Self::connect_with(options, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    /// Connects with explicit options and pool size, then runs [`MIGRATOR`].
+    /// Connects with explicit options and pool size, then runs [`MIGRATOR`]. The options get a
+    /// statement cache large enough for every statement of this crate, and the application
+    /// name `portal-engine` unless they name one.
     ///
     /// # Errors
     ///
     /// As [`PgStorage::connect`].
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> StorageResult<Self> {
-        let options = options
-            .statement_cache_capacity(STATEMENT_CACHE_CAPACITY)
-            .application_name("portal-engine");
+        let mut options = options.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        if options.get_application_name().is_none() {
+            options = options.application_name("portal-engine");
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
