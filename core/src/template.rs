@@ -140,7 +140,7 @@ pub struct TemplateTask {
     pub due_offset: Option<DayOffset>,
     /// Ordered checklist texts.
     pub checklist: Vec<ItemText>,
-    /// Tasks of the same template that must be completed first.
+    /// Tasks of the same template that must be completed first, sorted by id.
     pub depends_on: Vec<TemplateTaskId>,
     /// Survey questions.
     pub survey: Vec<SurveyQuestion>,
@@ -317,6 +317,8 @@ pub fn build_phases(
                     depends_on.push(dep_id);
                 }
             }
+            // A set of dependencies: kept sorted so every store returns it the same way.
+            depends_on.sort();
             tasks.push(TemplateTask {
                 id,
                 key: task.key.clone(),

@@ -209,7 +209,7 @@ pub struct StaffUser {
     pub email: Email,
     /// Display name.
     pub display_name: Name,
-    /// Roles held; the effective permissions are their union.
+    /// Roles held, sorted by id; the effective permissions are their union.
     pub roles: Vec<RoleId>,
     /// A deactivated user keeps its history but can no longer act.
     pub active: bool,

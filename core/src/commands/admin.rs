@@ -225,10 +225,11 @@ fn check_roles(tenant_roles: &[Role], wanted: &[RoleId]) -> Result<Vec<RoleId>, 
                 id: id.as_uuid(),
             });
         }
-        if !roles.contains(id) {
-            roles.push(*id);
-        }
+        roles.push(*id);
     }
+    // A set of roles: kept sorted so every store returns it the same way.
+    roles.sort();
+    roles.dedup();
     Ok(roles)
 }
 
