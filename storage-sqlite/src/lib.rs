@@ -155,8 +155,11 @@ impl SqliteStorage {
     ///
     /// As [`SqliteStorage::connect`].
     pub async fn connect_with(options: SqliteConnectOptions, max_connections: u32) -> StorageResult<Self> {
+        // The write connection stays open: it is the one every write needs, and it keeps an
+        // in-memory database alive while the read connections come and go.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
             .connect_with(options.clone())
             .await
             .map_err(map_sqlx)?;
