@@ -53,14 +53,14 @@
 //!
 //! ## Known limits
 //!
-//! - SQLite looks up the children of every deleted row for `ON DELETE CASCADE` through an
-//!   index that leads with the foreign key's columns. The schema has none on
-//!   `(tenant_id, task_id)` for `task_checklist_item` and `task_survey_question` (their
-//!   indexes lead with the portal), nor on `task (tenant_id, phase_id)`: deleting a task, a
-//!   phase or a portal therefore scans the tenant's checklist items and survey questions once
-//!   per deleted task, a cost that grows with the tenant (deleting a 500-task portal next to
-//!   nine others takes about half a second). Updates avoid it: they address children through
-//!   the portal index. The cure is a paired migration adding those indexes to both backends.
+//! SQLite finds the children of a deleted row for `ON DELETE CASCADE` through an index that
+//! leads with the foreign key's columns, and scans otherwise. Tasks' checklist items, survey
+//! questions, dependencies and comments have one; `task (tenant_id, phase_id)`,
+//! `template_task (tenant_id, phase_id)` and `template_task_dependency (tenant_id,
+//! depends_on_id)` do not, so deleting a phase (alone or with its portal) scans the tenant's
+//! tasks once per phase, and replacing or deleting a template scans the tenant's template
+//! dependencies once per template task. Both costs grow with the tenant; indexes on those
+//! columns, in a paired migration, remove them.
 //!
 //! ## Storage format
 //!

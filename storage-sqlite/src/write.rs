@@ -1151,22 +1151,6 @@ async fn insert_staff_roles(
 /// Rewrites the task row (compare-and-set) and replaces its dependencies, checklist and survey.
 async fn update_task(conn: &mut SqliteConnection, tenant: TenantId, t: &Task, expected: i64) -> Applied {
     let tid = tenant.as_uuid();
-    // The children go first, found through the indexes that lead with the portal (the stored
-    // task's, read before the row is rewritten): the schema has no index on the task id alone
-    // for checklists and surveys. A refused compare-and-set below rolls these deletes back.
-    for sql in [
-        "DELETE FROM task_dependency WHERE tenant_id = $1 AND task_id = $2",
-        "DELETE FROM task_checklist_item WHERE tenant_id = $1 AND task_id = $2 \
-         AND portal_id = (SELECT portal_id FROM task WHERE tenant_id = $1 AND id = $2)",
-        "DELETE FROM task_survey_question WHERE tenant_id = $1 AND task_id = $2 \
-         AND portal_id = (SELECT portal_id FROM task WHERE tenant_id = $1 AND id = $2)",
-    ] {
-        sqlx::query(sql)
-            .bind(tid)
-            .bind(t.id.as_uuid())
-            .execute(&mut *conn)
-            .await?;
-    }
     let by = t.completed_by.as_ref();
     let changed = sqlx::query(
         "UPDATE task SET portal_id = $4, phase_id = $5, position = $6, title = $7, description = $8, owner = $9, \
@@ -1202,6 +1186,18 @@ async fn update_task(conn: &mut SqliteConnection, tenant: TenantId, t: &Task, ex
     .rows_affected();
     if let Err(e) = after_cas(conn, changed, Versioned::Task, tenant, t.id.as_uuid(), expected).await? {
         return Ok(Err(e));
+    }
+    // Each child table has an index that leads with (tenant_id, task_id).
+    for sql in [
+        "DELETE FROM task_dependency WHERE tenant_id = $1 AND task_id = $2",
+        "DELETE FROM task_checklist_item WHERE tenant_id = $1 AND task_id = $2",
+        "DELETE FROM task_survey_question WHERE tenant_id = $1 AND task_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(tid)
+            .bind(t.id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
     }
     insert_task_children(conn, tenant, &[t]).await?;
     Ok(Ok(()))
