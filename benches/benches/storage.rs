@@ -66,6 +66,25 @@ static SQLITE_DIR: Mutex<Option<tempfile::TempDir>> = Mutex::new(None);
 /// The PostgreSQL server's URL and the database made for this run, dropped at the end.
 static PG_DATABASE: Mutex<Option<(String, String)>> = Mutex::new(None);
 
+/// How a floor writes its rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Floor {
+    /// `INSERT ... VALUES (...), (...), ...` with one bind per value, per table.
+    Values,
+    /// PostgreSQL only: `INSERT ... SELECT FROM UNNEST($1::uuid[], ...)` with one array per
+    /// column, per table: the fastest way to send many rows through sqlx.
+    Unnest,
+}
+
+impl Floor {
+    const fn bench_name(self) -> &'static str {
+        match self {
+            Self::Values => "floor_multi_row_insert",
+            Self::Unnest => "floor_unnest_insert",
+        }
+    }
+}
+
 /// The pool the floor writes through: the store's own.
 enum Pool {
     Sqlite(SqlitePool),
@@ -177,8 +196,10 @@ impl Fixture {
         // Warm-up: statement caches, page cache, the pool's connections.
         for _ in 0..5 {
             fixture.start();
-            let (state, events) = fixture.rows();
-            fixture.floor(&state, &events);
+            for &kind in fixture.floors() {
+                let (state, events) = fixture.rows();
+                fixture.floor(kind, &state, &events);
+            }
         }
         eprintln!(
             "[portal-benches] {backend}: ready: `{size}` data set ({}), PERF-4 template of {} phases / {} tasks",
@@ -222,11 +243,20 @@ impl Fixture {
         (state, outcome.events)
     }
 
-    /// The floor: the same rows by hand-written multi-row INSERTs in one transaction.
-    fn floor(&self, state: &PortalState, events: &[ActivityEvent]) {
-        let r = match &self.pool {
-            Pool::Sqlite(pool) => RT.block_on(sqlite_floor(pool, state, events)),
-            Pool::Postgres(pool) => RT.block_on(pg_floor(pool, state, events)),
+    /// The floors this backend has.
+    const fn floors(&self) -> &'static [Floor] {
+        match self.pool {
+            Pool::Sqlite(_) => &[Floor::Values],
+            Pool::Postgres(_) => &[Floor::Values, Floor::Unnest],
+        }
+    }
+
+    /// A floor: the same rows by hand-written multi-row INSERTs in one transaction.
+    fn floor(&self, kind: Floor, state: &PortalState, events: &[ActivityEvent]) {
+        let r = match (&self.pool, kind) {
+            (Pool::Sqlite(pool), _) => RT.block_on(sqlite_floor(pool, state, events)),
+            (Pool::Postgres(pool), Floor::Values) => RT.block_on(pg_floor(pool, state, events)),
+            (Pool::Postgres(pool), Floor::Unnest) => RT.block_on(pg_floor_unnest(pool, state, events)),
         };
         r.unwrap_or_else(|e| panic!("{}: the floor's insert: {e}", self.backend));
     }
@@ -629,6 +659,159 @@ async fn pg_floor(pool: &PgPool, s: &PortalState, events: &[ActivityEvent]) -> R
     tx.commit().await
 }
 
+/// The PostgreSQL floor with one array per column: per table one
+/// `INSERT ... SELECT $1, * FROM UNNEST(...)`, in one transaction.
+async fn pg_floor_unnest(pool: &PgPool, s: &PortalState, events: &[ActivityEvent]) -> Result<(), sqlx::Error> {
+    fn col<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+        rows.iter().map(f).collect()
+    }
+    let tenant = s.portal.tenant_id.as_uuid();
+    let p = &s.portal;
+    let c = children(s);
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO portal (tenant_id, id, company_id, template_id, name, status, version, created_at, updated_at, \
+         activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant)
+    .bind(p.id.as_uuid())
+    .bind(p.company_id.as_uuid())
+    .bind(p.template_id.map(|t| t.as_uuid()))
+    .bind(p.name.as_str())
+    .bind(p.status.as_str())
+    .bind(p.version)
+    .bind(p.created_at)
+    .bind(p.updated_at)
+    .bind(p.activated_at)
+    .execute(&mut *tx)
+    .await?;
+    let ph = &s.phases;
+    sqlx::query(
+        "INSERT INTO portal_phase (tenant_id, id, portal_id, position, name, description, version) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::int4[], $5::text[], $6::text[], $7::int8[])",
+    )
+    .bind(tenant)
+    .bind(col(ph, |x| x.id.as_uuid()))
+    .bind(col(ph, |x| x.portal_id.as_uuid()))
+    .bind(col(ph, |x| x.position))
+    .bind(col(ph, |x| x.name.as_str()))
+    .bind(col(ph, |x| x.description.as_str()))
+    .bind(col(ph, |x| x.version))
+    .execute(&mut *tx)
+    .await?;
+    let t = &s.tasks;
+    let by = |x: &portal_core::task::Task| x.completed_by.clone();
+    sqlx::query(
+        "INSERT INTO task (tenant_id, id, portal_id, phase_id, position, title, description, owner, evidence, \
+         priority, due_offset_days, due_date, status, block_reason, assignee_id, completed_at, completed_by_kind, \
+         completed_by_id, completed_by_display, completion_reason, version) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::int4[], $12::date[], $13::text[], $14::text[], $15::uuid[], \
+         $16::timestamptz[], $17::text[], $18::uuid[], $19::text[], $20::text[], $21::int8[])",
+    )
+    .bind(tenant)
+    .bind(col(t, |x| x.id.as_uuid()))
+    .bind(col(t, |x| x.portal_id.as_uuid()))
+    .bind(col(t, |x| x.phase_id.as_uuid()))
+    .bind(col(t, |x| x.position))
+    .bind(col(t, |x| x.title.as_str()))
+    .bind(col(t, |x| x.description.as_str()))
+    .bind(col(t, |x| x.owner.as_str()))
+    .bind(col(t, |x| x.evidence.as_str()))
+    .bind(col(t, |x| x.priority.as_str()))
+    .bind(col(t, |x| x.due_offset.map(|d| i32::from(d.days()))))
+    .bind(col(t, |x| x.due_date))
+    .bind(col(t, |x| x.status.as_str()))
+    .bind(col(t, |x| x.block_reason.as_ref().map(|r| r.as_str())))
+    .bind(col(t, |x| x.assignee.map(|a| a.as_uuid())))
+    .bind(col(t, |x| x.completed_at))
+    .bind(col(t, |x| by(x).map(|a| a.kind.as_str())))
+    .bind(col(t, |x| by(x).and_then(|a| a.id)))
+    .bind(col(t, |x| by(x).and_then(|a| a.display)))
+    .bind(col(t, |x| x.completion_reason.as_ref().map(|r| r.as_str())))
+    .bind(col(t, |x| x.version))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO task_dependency (tenant_id, task_id, depends_on_id, portal_id) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[])",
+    )
+    .bind(tenant)
+    .bind(col(&c.deps, |(t, _)| t.id.as_uuid()))
+    .bind(col(&c.deps, |(_, d)| d.as_uuid()))
+    .bind(col(&c.deps, |(t, _)| t.portal_id.as_uuid()))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO task_checklist_item (tenant_id, id, task_id, portal_id, position, text, done) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::bool[])",
+    )
+    .bind(tenant)
+    .bind(col(&c.items, |(t, i)| t.checklist[*i].id.as_uuid()))
+    .bind(col(&c.items, |(t, _)| t.id.as_uuid()))
+    .bind(col(&c.items, |(t, _)| t.portal_id.as_uuid()))
+    .bind(col(&c.items, |(_, i)| position(*i)))
+    .bind(col(&c.items, |(t, i)| t.checklist[*i].text.as_str()))
+    .bind(col(&c.items, |(t, i)| t.checklist[*i].done))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO task_survey_question (tenant_id, id, task_id, portal_id, position, text, kind, options) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::text[], \
+         $8::jsonb[])",
+    )
+    .bind(tenant)
+    .bind(col(&c.questions, |(t, i)| t.survey[*i].id.as_uuid()))
+    .bind(col(&c.questions, |(t, _)| t.id.as_uuid()))
+    .bind(col(&c.questions, |(t, _)| t.portal_id.as_uuid()))
+    .bind(col(&c.questions, |(_, i)| position(*i)))
+    .bind(col(&c.questions, |(t, i)| t.survey[*i].text.as_str()))
+    .bind(col(&c.questions, |(t, i)| t.survey[*i].kind.as_str()))
+    .bind(col(&c.questions, |(t, i)| {
+        serde_json::to_value(&t.survey[*i].options).unwrap_or_default()
+    }))
+    .execute(&mut *tx)
+    .await?;
+    let ct = &s.contacts;
+    sqlx::query(
+        "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, created_at) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bool[], \
+         $8::int8[], $9::timestamptz[])",
+    )
+    .bind(tenant)
+    .bind(col(ct, |x| x.id.as_uuid()))
+    .bind(col(ct, |x| x.portal_id.as_uuid()))
+    .bind(col(ct, |x| x.name.as_str()))
+    .bind(col(ct, |x| x.email.as_str()))
+    .bind(col(ct, |x| x.role.as_str()))
+    .bind(col(ct, |x| x.primary))
+    .bind(col(ct, |x| x.version))
+    .bind(col(ct, |x| x.created_at))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO activity_event (tenant_id, id, company_id, portal_id, kind, actor_kind, actor_id, \
+         actor_display, at, summary, details, erased_by) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], \
+         $8::text[], $9::timestamptz[], $10::text[], $11::jsonb[], $12::uuid[])",
+    )
+    .bind(tenant)
+    .bind(col(events, |e| e.id.as_uuid()))
+    .bind(col(events, |e| e.company_id.map(|x| x.as_uuid())))
+    .bind(col(events, |e| e.portal_id.map(|x| x.as_uuid())))
+    .bind(col(events, |e| e.kind.as_str()))
+    .bind(col(events, |e| e.actor.kind.as_str()))
+    .bind(col(events, |e| e.actor.id))
+    .bind(col(events, |e| e.actor.display.as_deref()))
+    .bind(col(events, |e| e.at))
+    .bind(col(events, |e| e.summary.as_str()))
+    .bind(col(events, |e| e.details.clone()))
+    .bind(col(events, |e| e.erased_by.map(|x| x.as_uuid())))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
 // ---------------------------------------------------------------------------------------------
 // The stores
 
@@ -733,16 +916,16 @@ fn engine_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>) {
     bencher.bench_local(|| f.start());
 }
 
-fn floor_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>) {
+fn floor_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>, kind: Floor) {
     let Some(f) = fixture else { return };
     bencher
         .with_inputs(|| f.rows())
-        .bench_local_refs(|(state, events)| f.floor(state, events));
+        .bench_local_refs(|(state, events)| f.floor(kind, state, events));
 }
 
 /// PERF-4 on SQLite (a temporary file, WAL, `synchronous = NORMAL`).
 mod perf4_sqlite {
-    use super::{Bencher, SAMPLES, engine_bench, floor_bench, sqlite};
+    use super::{Bencher, Floor, SAMPLES, engine_bench, floor_bench, sqlite};
 
     /// `Engine::start_onboarding` from the 20 × 500 template, whole.
     #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
@@ -753,13 +936,13 @@ mod perf4_sqlite {
     /// The floor: the same rows by hand-written multi-row INSERTs, one transaction.
     #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
     fn floor_multi_row_insert(bencher: Bencher<'_, '_>) {
-        floor_bench(bencher, Some(sqlite()));
+        floor_bench(bencher, Some(sqlite()), Floor::Values);
     }
 }
 
 /// PERF-4 on PostgreSQL (a fresh database on `PORTAL_TEST_PG_URL`).
 mod perf4_postgres {
-    use super::{Bencher, SAMPLES, engine_bench, floor_bench, postgres};
+    use super::{Bencher, Floor, SAMPLES, engine_bench, floor_bench, postgres};
 
     /// `Engine::start_onboarding` from the 20 × 500 template, whole.
     #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
@@ -770,30 +953,56 @@ mod perf4_postgres {
     /// The floor: the same rows by hand-written multi-row INSERTs, one transaction.
     #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
     fn floor_multi_row_insert(bencher: Bencher<'_, '_>) {
-        floor_bench(bencher, postgres());
+        floor_bench(bencher, postgres(), Floor::Values);
+    }
+
+    /// The floor with one array per column: `INSERT ... SELECT FROM UNNEST(...)` per table.
+    #[divan::bench(sample_count = SAMPLES, sample_size = 1)]
+    fn floor_unnest_insert(bencher: Bencher<'_, '_>) {
+        floor_bench(bencher, postgres(), Floor::Unnest);
     }
 }
 
 /// Opens (once) the store of one backend.
 type FixtureFn = fn() -> Option<&'static Fixture>;
 
-/// Interleaved samples of the engine path and the floor: (engine, floor).
-fn interleaved(f: &Fixture, samples: u32) -> (Summary, Summary) {
+/// Interleaved samples of the engine path and each floor: the engine's, then each floor's.
+fn interleaved(f: &Fixture, samples: u32) -> (Summary, Vec<(Floor, Summary)>) {
     let mut engine = Vec::new();
-    let mut floor = Vec::new();
-    for _ in 0..samples {
+    let mut floors: Vec<(Floor, Vec<Duration>)> = f.floors().iter().map(|&k| (k, Vec::new())).collect();
+    // `PORTAL_BENCH_SERIES=1` prints every sample in order, to tell drift from noise.
+    let series = std::env::var("PORTAL_BENCH_SERIES").is_ok_and(|v| v.trim() == "1");
+    for i in 0..samples {
         let t = Instant::now();
         f.start();
         engine.push(t.elapsed());
-        let (state, events) = f.rows();
-        let t = Instant::now();
-        f.floor(&state, &events);
-        floor.push(t.elapsed());
+        for (kind, times) in &mut floors {
+            let (state, events) = f.rows();
+            let t = Instant::now();
+            f.floor(*kind, &state, &events);
+            times.push(t.elapsed());
+        }
+        if series {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let floor_ms: Vec<String> = floors
+                .iter()
+                .map(|(_, t)| format!("{:.1}", ms(t[t.len() - 1])))
+                .collect();
+            eprintln!(
+                "[series] {} #{i}: engine {:.1} ms, floors {} ms",
+                f.backend,
+                ms(engine[engine.len() - 1]),
+                floor_ms.join(" / ")
+            );
+        }
     }
     let none = || panic!("no samples");
     (
         Summary::of(&engine).unwrap_or_else(none),
-        Summary::of(&floor).unwrap_or_else(none),
+        floors
+            .into_iter()
+            .map(|(k, t)| (k, Summary::of(&t).unwrap_or_else(none)))
+            .collect(),
     )
 }
 
@@ -804,23 +1013,30 @@ fn main() {
         let backends: [(&str, FixtureFn); 2] = [("perf4_sqlite", || Some(sqlite())), ("perf4_postgres", postgres)];
         for (module, fixture) in backends {
             let engine_name = format!("{module}::engine_start_onboarding");
-            let floor_name = format!("{module}::floor_multi_row_insert");
-            if !(stats::report_wanted(&engine_name) || stats::report_wanted(&floor_name)) {
+            let wanted = stats::report_wanted(&engine_name)
+                || [Floor::Values, Floor::Unnest]
+                    .iter()
+                    .any(|k| stats::report_wanted(&format!("{module}::{}", k.bench_name())));
+            if !wanted {
                 continue;
             }
             let Some(f) = fixture() else { continue };
-            let (engine, floor) = interleaved(f, SAMPLES);
+            let (engine, floors) = interleaved(f, SAMPLES);
             lines.push(format!(
                 "{module}: `{}` data set, seed {} ({} portals, {} tasks, {} events before the run)",
                 f.data.size, f.data.seed, f.data.counts.portals, f.data.counts.tasks, f.data.counts.events
             ));
             lines.push(engine.line(&engine_name));
-            lines.push(floor.line(&floor_name));
-            lines.push(engine.ratio_line(&format!("{module} engine / floor"), &floor));
+            for (kind, floor) in &floors {
+                lines.push(floor.line(&format!("{module}::{}", kind.bench_name())));
+            }
+            for (kind, floor) in &floors {
+                lines.push(engine.ratio_line(&format!("{module} engine / {}", kind.bench_name()), floor));
+            }
         }
         if !lines.is_empty() {
             eprintln!(
-                "\npercentiles (own samples, engine and floor interleaved; {})",
+                "\npercentiles (own samples, engine and floors interleaved; {})",
                 stats::context_line()
             );
             for l in lines {

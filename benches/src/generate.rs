@@ -1318,6 +1318,24 @@ mod tests {
         assert!(statuses.len() >= 2, "{statuses:?}");
     }
 
+    /// The whole `bench` size, generated without a store: minutes of CPU, so run by hand
+    /// (`cargo test --release -p portal-benches -- --ignored`).
+    #[test]
+    #[ignore = "minutes of CPU; run by hand"]
+    fn bench_size_generates() {
+        let started = std::time::Instant::now();
+        let d = generate(Size::Bench, DEFAULT_SEED);
+        let c = d.counts;
+        eprintln!("bench: {c} in {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(c.tenants, 20);
+        assert_eq!(c.companies, 20 * 200);
+        assert_eq!(c.portals, 20 * 500);
+        assert_eq!(c.tasks, 20 * 500 * 60);
+        let heavy: usize = d.tenants[0].portals.iter().map(|p| p.events).sum();
+        assert!(heavy > 1_900_000, "the heavy tenant has {heavy} portal events");
+        assert!((2_900_000..=3_200_000).contains(&c.events), "{c}");
+    }
+
     #[test]
     fn perf_inputs_have_their_sizes() {
         let t = perf4_template(DEFAULT_SEED);
