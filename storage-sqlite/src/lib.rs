@@ -51,16 +51,13 @@
 //! - Prefer a file to `sqlite::memory:`: sqlx gives an in-memory database a shared cache,
 //!   whose table locks behave differently from a WAL file's.
 //!
-//! ## Known limits
+//! ## Indexes for cascades
 //!
 //! SQLite finds the children of a deleted row for `ON DELETE CASCADE` through an index that
-//! leads with the foreign key's columns, and scans otherwise. Tasks' checklist items, survey
-//! questions, dependencies and comments have one; `task (tenant_id, phase_id)`,
-//! `template_task (tenant_id, phase_id)` and `template_task_dependency (tenant_id,
-//! depends_on_id)` do not, so deleting a phase (alone or with its portal) scans the tenant's
-//! tasks once per phase, and replacing or deleting a template scans the tenant's template
-//! dependencies once per template task. Both costs grow with the tenant; indexes on those
-//! columns, in a paired migration, remove them.
+//! leads with the foreign key's columns, and scans otherwise. Every child table has one (the
+//! paired migration `child_lookup_indexes` adds those of task checklist items and survey
+//! questions, tasks by phase, template tasks by phase and template dependencies by target), so
+//! deletes cost what they delete, not the size of the tenant.
 //!
 //! ## Storage format
 //!
