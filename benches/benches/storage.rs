@@ -14,8 +14,10 @@
 //! by `PORTAL_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`), dropped at the
 //! end; the PostgreSQL benchmarks are skipped with a notice when no server answers. Each store
 //! first gets the generated data set (`PORTAL_BENCH_SIZE`, `small` by default) so its indexes
-//! are not empty, then the PERF-4 template. Each portal started stays: the store grows by one
-//! 500-task portal per iteration.
+//! are not empty, then the PERF-4 template. Between samples, outside the timing, the portals
+//! just written are deleted again (and on PostgreSQL their tables vacuumed), so that every
+//! sample writes into a store that holds the data set rather than the data set plus every
+//! portal of the samples before it.
 //!
 //! After divan's table a percentile report (median and p99 over interleaved samples of the
 //! engine path and the floor) is printed on standard error; see `portal_benches::stats`.
@@ -119,6 +121,8 @@ struct Fixture {
     request: StartOnboarding,
     /// Entropy of the floor's rows (the engine has its own).
     rng: Mutex<StdRng>,
+    /// Portals written by the measured code and not yet deleted (see [`Fixture::settle`]).
+    pending: Mutex<Vec<uuid::Uuid>>,
 }
 
 fn size() -> Size {
@@ -192,6 +196,7 @@ impl Fixture {
             },
             rng,
             data,
+            pending: Mutex::new(Vec::new()),
         };
         // Warm-up: statement caches, page cache, the pool's connections.
         for _ in 0..5 {
@@ -200,6 +205,7 @@ impl Fixture {
                 let (state, events) = fixture.rows();
                 fixture.floor(kind, &state, &events);
             }
+            fixture.settle();
         }
         eprintln!(
             "[portal-benches] {backend}: ready: `{size}` data set ({}), PERF-4 template of {} phases / {} tasks",
@@ -212,11 +218,55 @@ impl Fixture {
 
     /// The measured path: `Engine::start_onboarding`, whole.
     fn start(&self) {
-        RT.block_on(
-            self.engine
-                .start_onboarding(&self.admin, self.company.id, self.template.id, &self.request),
-        )
-        .unwrap_or_else(|e| panic!("{}: start_onboarding: {e}", self.backend));
+        let id = RT
+            .block_on(
+                self.engine
+                    .start_onboarding(&self.admin, self.company.id, self.template.id, &self.request),
+            )
+            .unwrap_or_else(|e| panic!("{}: start_onboarding: {e}", self.backend));
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id.as_uuid());
+    }
+
+    /// Deletes the portals written since the last call (with their phases, tasks and children,
+    /// by the schema's cascades) and, on PostgreSQL, vacuums their tables: run between samples,
+    /// outside the timing, so every sample writes into a store holding the data set and not
+    /// the hundreds of 500-task portals of the samples before it (a store growing a hundredfold
+    /// during the run would measure its own growth: PostgreSQL's 128 MB of shared buffers
+    /// overflow within a few hundred portals). Their 3 activity events each stay.
+    fn settle(&self) {
+        let ids = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if ids.is_empty() {
+            return;
+        }
+        let tenant = self.tenant.id.as_uuid();
+        let r = match &self.pool {
+            Pool::Sqlite(pool) => RT.block_on(async {
+                let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM portal WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND id IN ");
+                qb.push_tuples(&ids, |mut b, id| {
+                    b.push_bind(*id);
+                });
+                qb.build().execute(pool).await.map(drop)
+            }),
+            Pool::Postgres(pool) => RT.block_on(async {
+                sqlx::query("DELETE FROM portal WHERE tenant_id = $1 AND id = ANY($2)")
+                    .bind(tenant)
+                    .bind(&ids)
+                    .execute(pool)
+                    .await?;
+                sqlx::query(
+                    "VACUUM portal, portal_phase, task, task_dependency, task_checklist_item, \
+                     task_survey_question, contact",
+                )
+                .execute(pool)
+                .await
+                .map(drop)
+            }),
+        };
+        r.unwrap_or_else(|e| panic!("{}: deleting the benchmark's portals: {e}", self.backend));
     }
 
     /// The rows the engine writes for one portal, with fresh ids: what the floor inserts.
@@ -259,6 +309,10 @@ impl Fixture {
             (Pool::Postgres(pool), Floor::Unnest) => RT.block_on(pg_floor_unnest(pool, state, events)),
         };
         r.unwrap_or_else(|e| panic!("{}: the floor's insert: {e}", self.backend));
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(state.portal.id.as_uuid());
     }
 }
 
@@ -913,13 +967,16 @@ fn cleanup() {
 
 fn engine_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>) {
     let Some(f) = fixture else { return };
-    bencher.bench_local(|| f.start());
+    bencher.with_inputs(|| f.settle()).bench_local_refs(|()| f.start());
 }
 
 fn floor_bench(bencher: Bencher<'_, '_>, fixture: Option<&'static Fixture>, kind: Floor) {
     let Some(f) = fixture else { return };
     bencher
-        .with_inputs(|| f.rows())
+        .with_inputs(|| {
+            f.settle();
+            f.rows()
+        })
         .bench_local_refs(|(state, events)| f.floor(kind, state, events));
 }
 
@@ -973,10 +1030,12 @@ fn interleaved(f: &Fixture, samples: u32) -> (Summary, Vec<(Floor, Summary)>) {
     // `PORTAL_BENCH_SERIES=1` prints every sample in order, to tell drift from noise.
     let series = std::env::var("PORTAL_BENCH_SERIES").is_ok_and(|v| v.trim() == "1");
     for i in 0..samples {
+        f.settle();
         let t = Instant::now();
         f.start();
         engine.push(t.elapsed());
         for (kind, times) in &mut floors {
+            f.settle();
             let (state, events) = f.rows();
             let t = Instant::now();
             f.floor(*kind, &state, &events);
