@@ -1340,7 +1340,14 @@ mod tests {
     fn perf_inputs_have_their_sizes() {
         let t = perf4_template(DEFAULT_SEED);
         assert_eq!(t.phases.len(), 20);
-        assert_eq!(t.phases.iter().map(|p| p.tasks.len()).sum::<usize>(), 500);
+        let tasks: Vec<_> = t.phases.iter().flat_map(|p| &p.tasks).collect();
+        assert_eq!(tasks.len(), 500);
+        eprintln!(
+            "PERF-4 template: {} dependencies, {} checklist items, {} survey questions",
+            tasks.iter().map(|t| t.depends_on.len()).sum::<usize>(),
+            tasks.iter().map(|t| t.checklist.len()).sum::<usize>(),
+            tasks.iter().map(|t| t.survey.len()).sum::<usize>()
+        );
         let (state, _, _) = perf2_portal(DEFAULT_SEED, 1_000);
         assert_eq!(state.tasks.len(), 1_000);
         for s in [
