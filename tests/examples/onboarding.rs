@@ -38,7 +38,9 @@ fn os_entropy(buf: &mut [u8]) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let url = std::env::args().nth(1).unwrap_or_else(|| format!("sqlite://{}", dir.path().join("portal.db").display()));
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("portal.db").display()));
     let storage: Arc<dyn Storage> = if url.starts_with("postgres") {
         Arc::new(portal_storage_postgres::PgStorage::connect(&url).await?)
     } else {
@@ -46,19 +48,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let engine = Engine::new(storage.clone(), Arc::new(SystemClock), Arc::new(os_entropy));
 
-    let settings = TenantSettings { time_zone: TimeZone::parse("Europe/London")?, ..TenantSettings::default() };
+    let settings = TenantSettings {
+        time_zone: TimeZone::parse("Europe/London")?,
+        ..TenantSettings::default()
+    };
     let admin_email = Email::parse("admin@northwind-it.example.com")?;
     let tenant = engine
         .create_tenant(
             Name::parse("Northwind IT")?,
             settings,
-            Some(FirstAdmin { email: admin_email.clone(), display_name: Name::parse("Nora Admin")? }),
+            Some(FirstAdmin {
+                email: admin_email.clone(),
+                display_name: Name::parse("Nora Admin")?,
+            }),
         )
         .await?;
-    let user = storage.find_staff_user_by_email(tenant.id, &admin_email).await?.ok_or("admin missing")?;
-    let admin = engine.staff_principal(tenant.id, user.id).await?.ok_or("principal missing")?;
+    let user = storage
+        .find_staff_user_by_email(tenant.id, &admin_email)
+        .await?
+        .ok_or("admin missing")?;
+    let admin = engine
+        .staff_principal(tenant.id, user.id)
+        .await?
+        .ok_or("principal missing")?;
 
-    let template = engine.create_template(&admin, &portal_tests::fixtures::small_template()).await?;
+    let template = engine
+        .create_template(&admin, &portal_tests::fixtures::small_template())
+        .await?;
     let company = engine.create_company(&admin, Name::parse("Contoso Dental")?).await?;
     let portal = engine
         .start_onboarding(
@@ -83,17 +99,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let (state, progress) = engine.portal_overview(&admin, portal).await?;
         println!("progress {:>3}%  {:?}", progress.percent, progress.counts);
-        let Some(next) = state.tasks.iter().find(|t| t.status == TaskStatus::Pending) else { break };
+        let Some(next) = state.tasks.iter().find(|t| t.status == TaskStatus::Pending) else {
+            break;
+        };
         let why = (next.owner == TaskOwner::Client).then(|| reason.clone());
         engine.complete_task(&admin, portal, next.id, next.version, why).await?;
         println!("  completed: {} (due {:?})", next.title, next.due_date);
     }
     let version = engine.load_portal(&admin, portal).await?.portal.version;
     engine
-        .transition_portal(&admin, portal, TransitionRequest { to: PortalStatus::Completed, expected_version: version, confirm: false })
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Completed,
+                expected_version: version,
+                confirm: false,
+            },
+        )
         .await?;
 
-    let filter = ActivityFilter { portal: Some(portal), kinds: vec![] };
+    let filter = ActivityFilter {
+        portal: Some(portal),
+        kinds: vec![],
+    };
     let events = engine.list_activity(&admin, &filter, PageRequest::first(100)).await?;
     println!("\nactivity (newest first):");
     for e in events {
