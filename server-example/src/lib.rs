@@ -1,9 +1,25 @@
 //! # portal-server
 //!
-//! **Not built yet.** The reference deployment will live here: the axum JSON API under
-//! `/api/v1` with its OpenAPI document, staff sign-in, tenants by host, the web pages, the outbox
-//! and PSA-sync workers, and the `portal-server` command line (`serve`, `migrate`, `tenant
-//! create`, `user create`, a demo mode). It will depend on every other crate of the workspace.
+//! The reference server of the MSP portal engine, **in progress**. Today it is the skeleton the
+//! rest builds on:
 //!
-//! Today it exports nothing: the engine is usable without a server through `portal-core` and a
-//! storage backend.
+//! - [`config`]: the command line and environment (`clap`), with the database URL's password
+//!   masked wherever it is printed and the master key never printed;
+//! - [`storage`]: the backend picked by the database URL's scheme (`sqlite:` or `postgres:`),
+//!   migrations run at connect;
+//! - [`error`]: the one [`ApiError`](error::ApiError) every handler returns, with the body
+//!   `{"error": {"code", "message", "details"}}`, and the [`Json`](error::Json) extractor whose
+//!   rejections use it;
+//! - [`app`]: the router (`/healthz`, `/readyz`, a JSON 404 for any other route), its layers and
+//!   [`serve`](app::serve) with graceful shutdown.
+//!
+//! Not there yet: the JSON API under `/api/v1`, the OpenAPI document, staff sign-in, tenants by
+//! host and the demo tenant.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod storage;
+
+pub use app::{AppState, router, serve};
+pub use error::ApiError;

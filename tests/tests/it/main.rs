@@ -4,4 +4,5 @@
 mod concurrency;
 mod conformance;
 mod differential;
+mod http;
 mod migrations;

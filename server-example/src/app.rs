@@ -1,0 +1,144 @@
+//! The router, its state and the server loop.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use portal_core::id::TenantId;
+use portal_core::service::Engine;
+use portal_core::storage::{Clock, Entropy, Storage};
+use rand::TryRngCore;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, Json};
+
+/// The largest request body accepted, in bytes (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The operating system's random number generator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        // Without the OS generator no id or token can be made safely: stopping is the only option.
+        #[allow(clippy::expect_used)]
+        rand::rngs::OsRng
+            .try_fill_bytes(buf)
+            .expect("the operating system's random number generator failed");
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub storage: Arc<dyn Storage>,
+    /// The engine over the store, with the wall clock and the OS random number generator.
+    pub engine: Engine,
+}
+
+impl AppState {
+    /// The state over `storage`, with an engine reading [`SystemClock`] and [`OsEntropy`].
+    #[must_use]
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let engine = Engine::new(storage.clone(), Arc::new(SystemClock), Arc::new(OsEntropy));
+        Self { storage, engine }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The whole HTTP surface: `/healthz`, `/readyz`, and a JSON 404 for anything else; bodies above
+/// [`MAX_BODY_BYTES`] are refused with 413, and every request is traced.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(route_not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error_shape))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish.
+///
+/// # Errors
+///
+/// When the listener fails.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Liveness: the process answers. Touches no database.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers a cheap read.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .storage
+        .get_tenant(TenantId::from_uuid(uuid::Uuid::nil()))
+        .await
+        .map_err(ApiError::DatabaseUnavailable)?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// Gives the error shape to the plain-text answers of the layers and of axum's method routing
+/// (413 from the body limit, 405).
+async fn error_shape(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let replacement = match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        _ => return response,
+    };
+    let (mut parts, _) = response.into_parts();
+    let new = replacement.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, new.into_body())
+}

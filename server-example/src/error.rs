@@ -1,0 +1,285 @@
+//! The one error type of the HTTP layer, and the JSON extractor whose rejections use it.
+//!
+//! Every error answers `{"error": {"code": "...", "message": "...", "details": ...}}` with a
+//! stable `code`. A 5xx answers a generic message; what went wrong goes to the log.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portal_core::error::CommandError;
+use portal_core::policy::AccessDenied;
+use portal_core::service::ServiceError;
+use portal_core::storage::StorageError;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// An error answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A refusal or failure of the engine.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The body is not JSON (400 `malformed_json`).
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON of the wrong shape: a missing field, a wrong type, an unknown value (422
+    /// `invalid_body`).
+    #[error("the body does not match what this endpoint takes: {0}")]
+    InvalidBody(String),
+    /// The body is not declared as JSON (415 `unsupported_media_type`).
+    #[error("the body must be JSON, sent with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// The body is larger than the server accepts (413 `payload_too_large`).
+    #[error("the body is too large")]
+    PayloadTooLarge,
+    /// The body could not be read (400 `unreadable_body`).
+    #[error("the body could not be read: {0}")]
+    UnreadableBody(String),
+    /// No route has this path (404 `route_not_found`).
+    #[error("no such route")]
+    RouteNotFound,
+    /// The route exists but not for this method (405 `method_not_allowed`).
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    /// The database does not answer (503 `database_unavailable`).
+    #[error("the database is unavailable")]
+    DatabaseUnavailable(#[source] StorageError),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Service(ServiceError::Command(e)) => command_status(e),
+            Self::Service(ServiceError::Storage(e)) => storage_status(e),
+            Self::MalformedJson(_) | Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable, machine-readable code.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Service(ServiceError::Command(e)) => e.code(),
+            Self::Service(ServiceError::Storage(StorageError::Unavailable(_))) | Self::DatabaseUnavailable(_) => {
+                "database_unavailable"
+            }
+            Self::Service(ServiceError::Storage(_)) => "internal_error",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnreadableBody(_) => "unreadable_body",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// The human-readable message and the structured details of the body.
+    fn message_and_details(&self) -> (String, Value) {
+        match self {
+            // Another tenant's ids, ids out of scope and ids that do not exist answer the same.
+            Self::Service(ServiceError::Command(
+                CommandError::NotFound { .. }
+                | CommandError::Access(AccessDenied::OtherTenant | AccessDenied::OutOfScope),
+            )) => ("not found".to_owned(), Value::Null),
+            Self::Service(ServiceError::Command(e)) => (e.to_string(), serde_json::to_value(e).unwrap_or(Value::Null)),
+            _ if self.status().is_server_error() => (self.generic_message().to_owned(), Value::Null),
+            _ => (self.to_string(), Value::Null),
+        }
+    }
+
+    const fn generic_message(&self) -> &'static str {
+        match self {
+            Self::DatabaseUnavailable(_) | Self::Service(ServiceError::Storage(StorageError::Unavailable(_))) => {
+                "the database is unavailable; try again later"
+            }
+            _ => "internal error",
+        }
+    }
+}
+
+/// The status of a command's refusal.
+const fn command_status(e: &CommandError) -> StatusCode {
+    use CommandError as E;
+    match e {
+        E::NotFound { .. } | E::Access(AccessDenied::OtherTenant | AccessDenied::OutOfScope) => StatusCode::NOT_FOUND,
+        E::Access(AccessDenied::Forbidden { .. }) => StatusCode::FORBIDDEN,
+        E::Stale { .. } => StatusCode::PRECONDITION_FAILED,
+        // The request is well formed but its content is not acceptable.
+        E::Value(_)
+        | E::ReasonRequired
+        | E::DependencyCycle { .. }
+        | E::UnknownDependency { .. }
+        | E::UnknownDependencyKey { .. }
+        | E::DuplicateKey { .. }
+        | E::SelfDependency { .. }
+        | E::DuplicateId { .. }
+        | E::TooMany { .. }
+        | E::EmptyList { .. }
+        | E::ConfirmationRequired { .. }
+        | E::BadOrder { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        // The request conflicts with the current state of what it names.
+        E::IllegalTransition { .. }
+        | E::TasksIncomplete { .. }
+        | E::PortalStatus { .. }
+        | E::IllegalTaskMove { .. }
+        | E::TaskBlocked { .. }
+        | E::PrimaryContact { .. }
+        | E::DuplicateContactEmail { .. }
+        | E::AlreadyExists { .. } => StatusCode::CONFLICT,
+    }
+}
+
+/// The status of a store failure.
+const fn storage_status(e: &StorageError) -> StatusCode {
+    match e {
+        StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StorageError::Corrupt(_) | StorageError::Invariant(_) | StorageError::Backend(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+    details: Value,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), code = self.code(), error = ?self, "request failed: {self}");
+        }
+        let (message, details) = self.message_and_details();
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message,
+                details,
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => Self::MalformedJson(e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::InvalidBody(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            other => Self::UnreadableBody(other.body_text()),
+        }
+    }
+}
+
+/// The JSON body of a request, or of a response. As `axum::Json`, but a body that does not parse
+/// is refused with an [`ApiError`]: 400 `malformed_json`, 422 `invalid_body`, 415
+/// `unsupported_media_type` or 413 `payload_too_large`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The body of an error response, for a response built outside [`ApiError`].
+#[must_use]
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "error": { "code": code, "message": message, "details": null } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_core::lifecycle::PortalStatus;
+
+    fn status_and_code(e: CommandError) -> (u16, &'static str) {
+        let e = ApiError::from(ServiceError::from(e));
+        (e.status().as_u16(), e.code())
+    }
+
+    #[test]
+    fn command_errors_map_to_their_status() {
+        let id = uuid::Uuid::nil();
+        assert_eq!(
+            status_and_code(CommandError::NotFound { entity: "portal", id }),
+            (404, "not_found")
+        );
+        assert_eq!(
+            status_and_code(CommandError::Access(AccessDenied::OtherTenant)),
+            (404, "not_found")
+        );
+        assert_eq!(
+            status_and_code(CommandError::Stale {
+                entity: "portal",
+                id,
+                expected: 1,
+                actual: 2
+            }),
+            (412, "stale_version")
+        );
+        assert_eq!(
+            status_and_code(CommandError::IllegalTransition {
+                from: PortalStatus::Draft,
+                to: PortalStatus::Completed
+            }),
+            (409, "illegal_transition")
+        );
+        assert_eq!(
+            status_and_code(CommandError::TooMany {
+                what: "tasks",
+                max: 1,
+                actual: 2
+            }),
+            (422, "too_many")
+        );
+    }
+
+    #[test]
+    fn storage_errors_are_5xx_without_detail() {
+        let e = ApiError::from(ServiceError::from(StorageError::Corrupt(
+            "row 42 of secret_table".to_owned(),
+        )));
+        assert_eq!((e.status().as_u16(), e.code()), (500, "internal_error"));
+        let (message, details) = e.message_and_details();
+        assert_eq!(message, "internal error");
+        assert_eq!(details, Value::Null);
+        let e = ApiError::from(ServiceError::from(StorageError::Unavailable("pool timed out".into())));
+        assert_eq!((e.status().as_u16(), e.code()), (503, "database_unavailable"));
+        assert!(!e.message_and_details().0.contains("pool"));
+    }
+}
