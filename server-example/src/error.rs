@@ -13,6 +13,7 @@ use portal_core::service::ServiceError;
 use portal_core::storage::StorageError;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// An error answered over HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -149,16 +150,25 @@ const fn storage_status(e: &StorageError) -> StatusCode {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response: `{"error": {"code", "message", "details"}}`. Every error
+/// response of the OpenAPI document names this schema.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: String,
-    details: Value,
+/// What an [`ErrorBody`] says.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The stable, machine-readable code, e.g. `route_not_found` or `database_unavailable`.
+    #[schema(example = "route_not_found")]
+    pub code: String,
+    /// A human-readable message; generic on a 5xx.
+    #[schema(example = "no such route")]
+    pub message: String,
+    /// Structured details of the refusal (any JSON value), or `null`.
+    pub details: Value,
 }
 
 impl IntoResponse for ApiError {
@@ -168,9 +178,9 @@ impl IntoResponse for ApiError {
             tracing::error!(status = status.as_u16(), code = self.code(), error = ?self, "request failed: {self}");
         }
         let (message, details) = self.message_and_details();
-        let body = Body {
-            error: Inner {
-                code: self.code(),
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
                 message,
                 details,
             },

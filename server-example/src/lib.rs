@@ -11,15 +11,18 @@
 //!   `{"error": {"code", "message", "details"}}`, and the [`Json`](error::Json) extractor whose
 //!   rejections use it;
 //! - [`app`]: the router (`/healthz`, `/readyz`, a JSON 404 for any other route), its layers and
-//!   [`serve`](app::serve) with graceful shutdown.
+//!   [`serve`](app::serve) with graceful shutdown; the OpenAPI 3.1 document of every route
+//!   (built with `utoipa`, routes registered through `utoipa_axum::routes!` so none is left out),
+//!   served at `/api/openapi.json` and returned by [`openapi`](app::openapi), with the
+//!   [`ErrorBody`](error::ErrorBody) schema named by every error response.
 //!
-//! Not there yet: the JSON API under `/api/v1`, the OpenAPI document, staff sign-in, tenants by
-//! host and the demo tenant.
+//! Not there yet: the JSON API under `/api/v1`, staff sign-in, tenants by host and the demo
+//! tenant.
 
 pub mod app;
 pub mod config;
 pub mod error;
 pub mod storage;
 
-pub use app::{AppState, router, serve};
+pub use app::{AppState, openapi, router, serve};
 pub use error::ApiError;

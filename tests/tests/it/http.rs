@@ -145,6 +145,78 @@ async fn http_health_readiness_and_errors_on_postgres() {
     server.stop().await;
 }
 
+/// The methods an OpenAPI path item may document.
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// A path of the document with its `{parameters}` filled with the nil UUID.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        out.push_str("00000000-0000-0000-0000-000000000000");
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn http_the_openapi_document_lists_every_route_and_each_answers() {
+    let store = harness::sqlite().await;
+    let server = Running::start(store.storage.clone()).await;
+
+    let (status, doc) = server.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0", "an OpenAPI 3.1 document");
+    assert_eq!(doc["info"]["title"], "Portal engine API");
+    assert_eq!(
+        doc,
+        serde_json::to_value(portal_server::openapi()).expect("the document serialises")
+    );
+
+    let paths = doc["paths"].as_object().expect("the document has paths");
+    let mut walked = 0;
+    for (path, item) in paths {
+        let item = item.as_object().expect("a path item");
+        for method in METHODS.iter().filter(|m| item.contains_key(**m)) {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+            let res = server
+                .client
+                .request(method.clone(), format!("{}{}", server.base, concrete(path)))
+                .send()
+                .await
+                .expect("the request is sent");
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert!(
+                status != StatusCode::NOT_FOUND || body["error"]["code"] != "route_not_found",
+                "{method} {path} is documented but not routed: {body}"
+            );
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {body}");
+            walked += 1;
+        }
+    }
+    assert!(walked >= 2, "{doc}");
+
+    for (path, codes) in [("/healthz", &["200"][..]), ("/readyz", &["200", "503"][..])] {
+        let responses = &doc["paths"][path]["get"]["responses"];
+        for code in codes {
+            let schema = &responses[code]["content"]["application/json"]["schema"]["$ref"];
+            assert!(schema.is_string(), "GET {path} documents {code} with a body: {doc}");
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object(), "{doc}");
+
+    server.stop().await;
+    store.cleanup().await;
+}
+
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 struct Payload {
     name: String,
