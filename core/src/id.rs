@@ -90,6 +90,8 @@ ids! {
     EventId;
     /// A portal user of the self-service portal (defined now, used by later work).
     PortalUserId;
+    /// A message queued in the outbox.
+    MessageId;
 }
 
 /// Makes UUIDv7 ids (through [`IdGen::next_id`]) without a clock or RNG of its own.
@@ -172,7 +174,8 @@ from_uuid!(
     ContactId,
     CommentId,
     EventId,
-    PortalUserId
+    PortalUserId,
+    MessageId
 );
 
 #[cfg(test)]

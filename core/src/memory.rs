@@ -14,8 +14,8 @@ use crate::activity::ActivityEvent;
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{
-    CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId,
-    TenantId,
+    CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId, StaffUserId, TaskId,
+    TemplateId, TenantId,
 };
 use crate::outcome::{OutboundMessage, Outcome, Write};
 use crate::portal::{Contact, Phase, Portal, PortalState};
@@ -44,7 +44,7 @@ struct Db {
     contacts: Map<ContactId, Contact>,
     comments: Map<CommentId, Comment>,
     events: Map<EventId, ActivityEvent>,
-    outbox: Map<EventId, OutboundMessage>,
+    outbox: Map<MessageId, OutboundMessage>,
 }
 
 /// The in-memory store.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activity::ActivityEvent;
 use crate::company::{Company, Site};
-use crate::id::{ContactId, EventId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
+use crate::id::{ContactId, EventId, MessageId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -122,9 +122,6 @@ impl Write {
         }
     }
 }
-
-/// Id of a queued message.
-pub type MessageId = EventId;
 
 /// An email to enqueue in the outbox (MAIL-3). No command produces one yet; the contacts and
 /// mail work fills this in, and the commit path already writes it in the same transaction.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{CompanyId, ContactId, PhaseId, PortalId, TaskId, TemplateId, TenantId};
 use crate::lifecycle::PortalStatus;
-use crate::task::{Task, TaskStatus};
+use crate::task::Task;
 use crate::value::{Description, Email, Name};
 
 /// Most phases a template or portal holds.
@@ -156,12 +156,6 @@ impl PortalState {
     #[must_use]
     pub fn phase(&self, id: PhaseId) -> Option<&Phase> {
         self.phases.iter().find(|p| p.id == id)
-    }
-
-    /// Status of every task by id.
-    #[must_use]
-    pub fn statuses(&self) -> HashMap<TaskId, TaskStatus> {
-        self.tasks.iter().map(|t| (t.id, t.status)).collect()
     }
 
     /// Puts phases and tasks in their canonical order (phase position, then task position,

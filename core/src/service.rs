@@ -63,11 +63,10 @@ fn read_guard(
     id: uuid::Uuid,
 ) -> ServiceResult<()> {
     match allow(principal, action, resource) {
-        Ok(()) => Ok(()),
-        Err(CommandError::Access(crate::policy::AccessDenied::Forbidden { .. })) => Err(ServiceError::Command(
-            CommandError::Access(crate::policy::AccessDenied::Forbidden { action }),
-        )),
-        Err(_) => Err(not_found(entity, id)),
+        Err(CommandError::Access(
+            crate::policy::AccessDenied::OtherTenant | crate::policy::AccessDenied::OutOfScope,
+        )) => Err(not_found(entity, id)),
+        other => Ok(other?),
     }
 }
 

@@ -607,7 +607,7 @@ impl TryFrom<MessageRow> for OutboundMessage {
     type Error = StorageError;
     fn try_from(r: MessageRow) -> StorageResult<Self> {
         Ok(Self {
-            id: EventId::from_uuid(r.id),
+            id: portal_core::id::MessageId::from_uuid(r.id),
             tenant_id: TenantId::from_uuid(r.tenant_id),
             kind: r.kind,
             recipient: email("message recipient", &r.recipient)?,

@@ -125,6 +125,8 @@ fn draft_edit(principal: &Principal, state: &PortalState) -> Result<(), CommandE
     require_draft(state)
 }
 
+/// Positions follow the order of the vectors: each command edits `phases` and `tasks` in the
+/// order it wants, and this derives the stored positions from it.
 fn renumber(next: &mut PortalState) {
     for (i, p) in next.phases.iter_mut().enumerate() {
         p.position = i as i32;
@@ -162,8 +164,8 @@ fn finish(
         });
     }
     graph::check(next.tasks.iter().map(|t| (t.id, t.depends_on.as_slice())))?;
-    next.sort();
     renumber(&mut next);
+    next.sort();
     derive_statuses(&mut next.tasks);
     let writes = diff_portal(state, &next);
     let ev = ctx.event(
@@ -208,9 +210,6 @@ pub fn add_phase(
     let id = phase.id;
     let mut next = state.clone();
     insert_at(&mut next.phases, position, phase.clone());
-    for (i, p) in next.phases.iter_mut().enumerate() {
-        p.position = i as i32;
-    }
     let summary = format!("Phase {} added", phase.name);
     finish(
         principal,
@@ -304,9 +303,6 @@ pub fn reorder_phases(
             return Err(bad());
         }
         next.phases.push(p.clone());
-    }
-    for (i, p) in next.phases.iter_mut().enumerate() {
-        p.position = i as i32;
     }
     finish(
         principal,
@@ -410,9 +406,6 @@ pub fn add_task(
         _ => in_phase.last().map_or(next.tasks.len(), |i| i + 1),
     };
     next.tasks.insert(at, task);
-    for (i, t) in next.tasks.iter_mut().filter(|t| t.phase_id == phase).enumerate() {
-        t.position = i as i32;
-    }
     finish(
         principal,
         ctx,
@@ -602,13 +595,6 @@ pub fn move_task(
         None => in_phase.last().map_or(next.tasks.len(), |i| i + 1),
     };
     next.tasks.insert(at, moving);
-    // Renumber by the order in the vector before `finish` sorts by position.
-    let phases: Vec<PhaseId> = next.phases.iter().map(|p| p.id).collect();
-    for ph in phases {
-        for (i, t) in next.tasks.iter_mut().filter(|t| t.phase_id == ph).enumerate() {
-            t.position = i as i32;
-        }
-    }
     let summary = format!("Task {} moved", task.title);
     finish(
         principal,
