@@ -8,6 +8,7 @@ use crate::id::{CompanyId, EventId, PortalId, TenantId};
 
 /// What happened. Stored as its lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum EventKind {
@@ -92,6 +93,7 @@ crate::string_enum!(EventKind {
 
 /// The kind of principal behind an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A staff user.
@@ -113,6 +115,7 @@ crate::string_enum!(ActorKind {
 
 /// Who did it: kind, id and the email shown beside the event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// Kind of principal.
     pub kind: ActorKind,
@@ -124,6 +127,7 @@ pub struct Actor {
 
 /// One entry of the append-only log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityEvent {
     /// Id (UUIDv7: ordered by time of the command that made it).
     pub id: EventId,

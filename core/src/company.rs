@@ -8,6 +8,7 @@ use crate::value::{Description, Name};
 
 /// One of the MSP's clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Company {
     /// Id.
     pub id: CompanyId,
@@ -23,6 +24,7 @@ pub struct Company {
 
 /// A location of a company (AUTH-3 scopes portal users to sites).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Site {
     /// Id.
     pub id: SiteId,

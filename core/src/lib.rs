@@ -12,8 +12,8 @@
 //! ([`storage::OutcomeRepo::commit_outcome`], [`storage::PortalRepo::modify_portal`]). The
 //! [`service::Engine`] wires the two: load, authorise, decide, commit.
 //!
-//! May depend on: serde, thiserror, chrono (+ chrono-tz), uuid, async-trait. Never on sqlx,
-//! reqwest, axum or tokio.
+//! May depend on: serde, thiserror, chrono (+ chrono-tz), uuid, async-trait, and utoipa behind the
+//! `openapi` feature only. Never on sqlx, reqwest, axum or tokio.
 //!
 //! ## Embedding
 //!
@@ -26,8 +26,13 @@
 //!
 //! - `testing`: [`memory::MemoryStorage`], the in-memory reference implementation of every
 //!   storage trait, used by property tests and by embedders' unit tests.
+//! - `openapi`: `utoipa::ToSchema` on every type that crosses a JSON API (ids, validated values,
+//!   tenants, templates, portals, tasks, progress, activity, requests), describing exactly what
+//!   serde writes, for servers that publish an OpenAPI 3.1 document. Off by default, so the core
+//!   does not depend on utoipa.
 
 pub mod activity;
+pub mod auth;
 #[cfg(test)]
 mod bad_input;
 pub mod commands;
@@ -39,6 +44,8 @@ pub mod lifecycle;
 mod macros;
 #[cfg(feature = "testing")]
 pub mod memory;
+#[cfg(all(test, feature = "openapi"))]
+mod openapi_tests;
 pub mod outcome;
 pub mod policy;
 pub mod portal;

@@ -6,6 +6,7 @@ use crate::error::CommandError;
 
 /// Status of an onboarding portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PortalStatus {
     /// Being configured; clients see nothing.

@@ -9,19 +9,23 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::activity::ActivityEvent;
+use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{
     CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId, StaffUserId, TaskId,
     TemplateId, TenantId,
 };
+use crate::lifecycle::PortalStatus;
 use crate::outcome::{OutboundMessage, Outcome, Write};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::storage::{
-    ActivityFilter, ActivityRepo, CompanyRepo, OutboxRepo, OutcomeRepo, PageRequest, PortalDecision, PortalFilter,
-    PortalRepo, StorageError, StorageResult, TemplateRepo, TenantRepo,
+    ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo, OutboxRepo, OutcomeRepo,
+    PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo,
+    TenantRepo,
 };
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -45,6 +49,10 @@ struct Db {
     comments: Map<CommentId, Comment>,
     events: Map<EventId, ActivityEvent>,
     outbox: Map<MessageId, OutboundMessage>,
+    hosts: BTreeMap<String, TenantId>,
+    passwords: Map<StaffUserId, String>,
+    sessions: BTreeMap<TokenHash, StaffSession>,
+    sign_in_attempts: BTreeMap<(TenantId, String), (DateTime<Utc>, u32)>,
 }
 
 /// The in-memory store.
@@ -564,6 +572,46 @@ impl PortalRepo for MemoryStorage {
             filter.status.is_none_or(|s| p.status == s) && filter.company.is_none_or(|c| p.company_id == c)
         }))
     }
+    async fn task_counts(&self, tenant: TenantId, portals: &[PortalId]) -> StorageResult<Vec<PortalTaskCounts>> {
+        let db = self.lock();
+        Ok(portals
+            .iter()
+            .filter(|p| db.portals.contains_key(&(tenant, **p)))
+            .map(|&portal| {
+                let tasks = tenant_rows(&db.tasks, tenant).filter(|t| t.portal_id == portal);
+                let (total, completed) = tasks.fold((0u32, 0u32), |(n, c), t| (n + 1, c + u32::from(t.is_completed())));
+                PortalTaskCounts {
+                    portal,
+                    total,
+                    completed,
+                }
+            })
+            .collect())
+    }
+    async fn list_assigned_tasks(
+        &self,
+        tenant: TenantId,
+        user: StaffUserId,
+        req: PageRequest<AssignedTaskCursor>,
+    ) -> StorageResult<Vec<AssignedTask>> {
+        let db = self.lock();
+        let mut items: Vec<AssignedTask> = tenant_rows(&db.tasks, tenant)
+            .filter(|t| t.assignee == Some(user) && !t.is_completed())
+            .filter_map(|t| {
+                let portal = db.portals.get(&(tenant, t.portal_id))?;
+                let phase = db.phases.get(&(tenant, t.phase_id))?;
+                (portal.status == PortalStatus::Active).then(|| AssignedTask {
+                    portal_name: portal.name.clone(),
+                    phase_position: phase.position,
+                    task: t.clone(),
+                })
+            })
+            .filter(|a| req.after.is_none_or(|after| a.cursor() > after))
+            .collect();
+        items.sort_by_key(AssignedTask::cursor);
+        items.truncate(req.clamped_limit());
+        Ok(items)
+    }
     async fn list_comments_for_task(&self, tenant: TenantId, task: TaskId) -> StorageResult<Vec<Comment>> {
         let mut comments: Vec<Comment> = tenant_rows(&self.lock().comments, tenant)
             .filter(|c| c.task_id == task)
@@ -634,5 +682,103 @@ impl OutboxRepo for MemoryStorage {
 impl OutcomeRepo for MemoryStorage {
     async fn commit_outcome(&self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
         self.lock().commit(tenant, outcome)
+    }
+}
+
+#[async_trait]
+impl AuthRepo for MemoryStorage {
+    async fn tenant_for_host(&self, host: &str) -> StorageResult<Option<TenantId>> {
+        Ok(self.lock().hosts.get(host).copied())
+    }
+    async fn add_tenant_host(&self, tenant: TenantId, host: &str) -> StorageResult<Result<(), CommandError>> {
+        let mut db = self.lock();
+        match db.hosts.get(host) {
+            Some(t) if *t == tenant => Ok(Ok(())),
+            Some(_) => Ok(Err(already("tenant host", &host))),
+            None => {
+                db.hosts.insert(host.to_owned(), tenant);
+                Ok(Ok(()))
+            }
+        }
+    }
+    async fn list_tenant_hosts(&self, tenant: TenantId) -> StorageResult<Vec<String>> {
+        Ok(self
+            .lock()
+            .hosts
+            .iter()
+            .filter(|(_, t)| **t == tenant)
+            .map(|(h, _)| h.clone())
+            .collect())
+    }
+    async fn password_hash(&self, tenant: TenantId, user: StaffUserId) -> StorageResult<Option<String>> {
+        Ok(self.lock().passwords.get(&(tenant, user)).cloned())
+    }
+    async fn set_password_hash(
+        &self,
+        tenant: TenantId,
+        user: StaffUserId,
+        hash: &str,
+        _now: DateTime<Utc>,
+    ) -> StorageResult<()> {
+        let mut db = self.lock();
+        db.passwords.insert((tenant, user), hash.to_owned());
+        db.sessions.retain(|_, s| !(s.tenant_id == tenant && s.user_id == user));
+        Ok(())
+    }
+    async fn insert_staff_session(&self, session: &StaffSession) -> StorageResult<()> {
+        let mut db = self.lock();
+        if db.sessions.contains_key(&session.token_hash) {
+            return Err(StorageError::Invariant(
+                "a session token hash was issued twice".to_owned(),
+            ));
+        }
+        db.sessions.insert(session.token_hash, session.clone());
+        Ok(())
+    }
+    async fn staff_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<Option<StaffSession>> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(token)
+            .filter(|s| s.tenant_id == tenant)
+            .cloned())
+    }
+    async fn delete_staff_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool> {
+        let mut db = self.lock();
+        if db.sessions.get(token).is_some_and(|s| s.tenant_id == tenant) {
+            db.sessions.remove(token);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn delete_staff_sessions_of(&self, tenant: TenantId, user: StaffUserId) -> StorageResult<u64> {
+        let mut db = self.lock();
+        let before = db.sessions.len();
+        db.sessions.retain(|_, s| !(s.tenant_id == tenant && s.user_id == user));
+        Ok((before - db.sessions.len()) as u64)
+    }
+    async fn delete_expired_staff_sessions(&self, now: DateTime<Utc>) -> StorageResult<u64> {
+        let mut db = self.lock();
+        let before = db.sessions.len();
+        db.sessions.retain(|_, s| s.is_live(now));
+        Ok((before - db.sessions.len()) as u64)
+    }
+    async fn count_sign_in_attempt(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> StorageResult<u32> {
+        let mut db = self.lock();
+        let entry = db
+            .sign_in_attempts
+            .entry((tenant, key.to_owned()))
+            .or_insert((window_start, 0));
+        if entry.0 == window_start {
+            entry.1 = entry.1.saturating_add(1);
+        } else {
+            *entry = (window_start, 1);
+        }
+        Ok(entry.1)
     }
 }

@@ -28,6 +28,7 @@ pub const MAX_CONTACTS: usize = 50;
 
 /// The portal row: what is edited as "portal settings" (API-3) and moved through the lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Portal {
     /// Id.
     pub id: PortalId,
@@ -53,6 +54,7 @@ pub struct Portal {
 
 /// A phase of a portal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Phase {
     /// Id.
     pub id: PhaseId,
@@ -72,6 +74,7 @@ pub struct Phase {
 
 /// Role of a contact (CON-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContactRole {
     /// Primary contact.
@@ -96,6 +99,7 @@ crate::string_enum!(ContactRole {
 
 /// A client contact of a portal. Links, sessions and mail come with the contacts work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Id.
     pub id: ContactId,
@@ -119,6 +123,7 @@ pub struct Contact {
 
 /// A contact as given when starting onboarding or adding one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInput {
     /// Name.
     pub name: Name,
@@ -134,6 +139,7 @@ pub struct ContactInput {
 /// A portal with everything commands need: phases by position, tasks by (phase, position),
 /// contacts by creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortalState {
     /// The portal row.
     pub portal: Portal,

@@ -12,6 +12,7 @@ use crate::task::{DueState, Task, TaskStatus, due_state};
 
 /// Derived status of a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseStatus {
     /// No task started (none in progress or completed), or no task at all.
@@ -30,6 +31,7 @@ crate::string_enum!(PhaseStatus {
 
 /// Task counts by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusCounts {
     /// Pending.
     pub pending: usize,
@@ -60,6 +62,7 @@ impl StatusCounts {
 
 /// Task counts by due state; tasks without a due date are not counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DueCounts {
     /// Due later, or completed.
     pub ok: usize,
@@ -80,6 +83,7 @@ pub fn percent(completed: usize, total: usize) -> u8 {
 
 /// Progress of one phase: "N of M completed".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseProgress {
     /// The phase.
     pub phase_id: PhaseId,
@@ -88,13 +92,16 @@ pub struct PhaseProgress {
     /// Counts by status.
     pub counts: StatusCounts,
     /// Completed share, rounded down.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub percent: u8,
 }
 
 /// Progress of a portal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     /// Completed share of all tasks, rounded down; 100 exactly when every task is completed.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub percent: u8,
     /// Counts by status.
     pub counts: StatusCounts,

@@ -24,13 +24,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::activity::{ActivityEvent, EventKind};
+use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{CompanyId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
 use crate::lifecycle::PortalStatus;
 use crate::outcome::{OutboundMessage, Outcome};
 use crate::portal::{Portal, PortalState};
-use crate::task::Comment;
+use crate::task::{Comment, Task};
 use crate::template::Template;
 use crate::tenant::{Role, StaffUser, Tenant};
 use crate::value::Email;
@@ -140,6 +141,54 @@ pub trait TemplateRepo: Send + Sync {
     async fn list_templates(&self, tenant: TenantId, page: PageRequest<TemplateId>) -> StorageResult<Vec<Template>>;
 }
 
+/// A task assigned to a staff user in an active portal, with what places it (DASH-2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssignedTask {
+    /// The portal's name.
+    pub portal_name: crate::value::Name,
+    /// The position of the task's phase in its portal.
+    pub phase_position: i32,
+    /// The task.
+    pub task: Task,
+}
+
+/// The keyset cursor of [`PortalRepo::list_assigned_tasks`]: phase order, then task order, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssignedTaskCursor {
+    /// Position of the last task's phase.
+    pub phase_position: i32,
+    /// Position of the last task in its phase.
+    pub task_position: i32,
+    /// Id of the last task.
+    pub task: TaskId,
+}
+
+impl AssignedTask {
+    /// This item's cursor.
+    #[must_use]
+    pub const fn cursor(&self) -> AssignedTaskCursor {
+        AssignedTaskCursor {
+            phase_position: self.phase_position,
+            task_position: self.task.position,
+            task: self.task.id,
+        }
+    }
+}
+
+/// Task counts of one portal, for progress in lists (DASH-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortalTaskCounts {
+    /// The portal.
+    pub portal: PortalId,
+    /// All its tasks.
+    pub total: u32,
+    /// Its completed tasks.
+    pub completed: u32,
+}
+
 /// A pure decision run on a portal's current state under the portal's write lock.
 pub type PortalDecision<'a> = dyn Fn(&PortalState) -> Result<Outcome, CommandError> + Send + Sync + 'a;
 
@@ -157,6 +206,17 @@ pub trait PortalRepo: Send + Sync {
         filter: PortalFilter,
         page: PageRequest<PortalId>,
     ) -> StorageResult<Vec<Portal>>;
+    /// Task counts of each of `portals` that exists in the tenant, in the order of `portals`
+    /// (a portal with no task has total 0).
+    async fn task_counts(&self, tenant: TenantId, portals: &[PortalId]) -> StorageResult<Vec<PortalTaskCounts>>;
+    /// The open (not completed) tasks assigned to `user` in the tenant's active portals, ordered
+    /// by phase position, then task position, then task id; keyset-paged on that order (DASH-2).
+    async fn list_assigned_tasks(
+        &self,
+        tenant: TenantId,
+        user: StaffUserId,
+        page: PageRequest<AssignedTaskCursor>,
+    ) -> StorageResult<Vec<AssignedTask>>;
     /// Comments of a task, oldest first.
     async fn list_comments_for_task(&self, tenant: TenantId, task: TaskId) -> StorageResult<Vec<Comment>>;
     /// Runs `decide` on the portal's current state under its write lock and commits the outcome
@@ -190,6 +250,51 @@ pub trait OutboxRepo: Send + Sync {
     async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>>;
 }
 
+/// Host names, staff credentials, staff sessions and sign-in counters (BRD-2, AUTH-6).
+///
+/// These rows are not domain state: they are written directly, each call one transaction, and
+/// never through [`OutcomeRepo::commit_outcome`]. Tokens are only ever passed and stored as their
+/// [`TokenHash`].
+#[async_trait]
+pub trait AuthRepo: Send + Sync {
+    /// The tenant a (normalised, see [`crate::auth::normalise_host`]) host name belongs to.
+    async fn tenant_for_host(&self, host: &str) -> StorageResult<Option<TenantId>>;
+    /// Maps `host` to `tenant`. A host already mapped to any tenant is refused with
+    /// [`CommandError::AlreadyExists`]; mapping it again to the same tenant is a no-op success.
+    async fn add_tenant_host(&self, tenant: TenantId, host: &str) -> StorageResult<Result<(), CommandError>>;
+    /// The tenant's host names, sorted.
+    async fn list_tenant_hosts(&self, tenant: TenantId) -> StorageResult<Vec<String>>;
+    /// The stored password hash (PHC string) of a staff user, if one is set.
+    async fn password_hash(&self, tenant: TenantId, user: StaffUserId) -> StorageResult<Option<String>>;
+    /// Sets a staff user's password hash and ends every session of that user, in one transaction.
+    async fn set_password_hash(
+        &self,
+        tenant: TenantId,
+        user: StaffUserId,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> StorageResult<()>;
+    /// Stores a new session.
+    async fn insert_staff_session(&self, session: &StaffSession) -> StorageResult<()>;
+    /// The session with this token hash in the tenant, whether or not it has expired.
+    async fn staff_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<Option<StaffSession>>;
+    /// Ends one session; whether it existed.
+    async fn delete_staff_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool>;
+    /// Ends every session of a user; how many there were.
+    async fn delete_staff_sessions_of(&self, tenant: TenantId, user: StaffUserId) -> StorageResult<u64>;
+    /// Deletes sessions of every tenant that expired before `now`; how many.
+    async fn delete_expired_staff_sessions(&self, now: DateTime<Utc>) -> StorageResult<u64>;
+    /// Counts one sign-in attempt under `key` in the window starting at `window_start` and
+    /// returns the count of that window including this one. A counter of an earlier window
+    /// restarts at 1. Atomic: concurrent attempts never share a number.
+    async fn count_sign_in_attempt(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        window_start: DateTime<Utc>,
+    ) -> StorageResult<u32>;
+}
+
 /// The one commit path.
 #[async_trait]
 pub trait OutcomeRepo: Send + Sync {
@@ -202,12 +307,12 @@ pub trait OutcomeRepo: Send + Sync {
 
 /// Everything the engine needs of a store. Hold it as `Arc<dyn Storage>`.
 pub trait Storage:
-    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo
+    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo
 {
 }
 
 impl<T> Storage for T where
-    T: TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo
+    T: TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo
 {
 }
 

@@ -22,6 +22,7 @@ use crate::value::{CommentBody, DayOffset, Description, ItemText, Priority, Reas
 
 /// Status of a task (TSK-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Not yet started.
@@ -43,6 +44,7 @@ crate::string_enum!(TaskStatus {
 
 /// Who is to do a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskOwner {
     /// The MSP's staff.
@@ -55,6 +57,7 @@ crate::string_enum!(TaskOwner { Msp => "msp", Client => "client" });
 
 /// What a task collects as evidence (TSK-6). The evidence itself comes with later work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EvidenceType {
     /// A signature, optionally over a document.
@@ -85,6 +88,7 @@ crate::string_enum!(EvidenceType {
 
 /// The kind of a survey question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SurveyKind {
     /// Free text.
@@ -106,6 +110,7 @@ crate::string_enum!(SurveyKind {
 
 /// A survey question on a task (ONB-1, TSK-6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SurveyQuestion {
     /// Id.
     pub id: SurveyQuestionId,
@@ -119,6 +124,7 @@ pub struct SurveyQuestion {
 
 /// A checklist item (TSK-8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChecklistItem {
     /// Id.
     pub id: ChecklistItemId,
@@ -130,6 +136,7 @@ pub struct ChecklistItem {
 
 /// Due state of a task in the tenant's time zone (TSK-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DueState {
     /// Due more than 3 days from today, or completed.
@@ -165,6 +172,7 @@ pub fn due_state(due: Option<NaiveDate>, status: TaskStatus, today: NaiveDate) -
 
 /// A task of a portal, copied from a template task or added in draft.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     /// Id.
     pub id: TaskId,
@@ -222,6 +230,7 @@ impl Task {
 
 /// A comment on a task (TSK-7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Comment {
     /// Id.
     pub id: CommentId,

@@ -22,6 +22,11 @@ use crate::value::{DayOffset, Description, ItemText, Name, Priority, Title};
 
 /// A template task's key: 1 to 64 characters of ASCII letters, digits, `-`, `_` and `.`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$", example = "sign-msa")
+)]
 #[serde(transparent)]
 pub struct TaskKey(String);
 
@@ -80,6 +85,7 @@ impl<'de> Deserialize<'de> for TaskKey {
 
 /// A stored template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     /// Id.
     pub id: TemplateId,
@@ -108,6 +114,7 @@ impl Template {
 
 /// A phase of a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplatePhase {
     /// Id.
     pub id: TemplatePhaseId,
@@ -121,6 +128,7 @@ pub struct TemplatePhase {
 
 /// A task of a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateTask {
     /// Id.
     pub id: TemplateTaskId,
@@ -148,6 +156,7 @@ pub struct TemplateTask {
 
 /// A template as written by a person: the whole document, referring to tasks by key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateInput {
     /// Name.
     pub name: Name,
@@ -160,6 +169,7 @@ pub struct TemplateInput {
 
 /// A phase of a [`TemplateInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplatePhaseInput {
     /// Name.
     pub name: Name,
@@ -172,6 +182,7 @@ pub struct TemplatePhaseInput {
 
 /// A task of a [`TemplateInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateTaskInput {
     /// Key, unique within the template.
     pub key: TaskKey,
@@ -203,6 +214,7 @@ pub struct TemplateTaskInput {
 
 /// A survey question as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SurveyQuestionInput {
     /// The question.
     pub text: ItemText,

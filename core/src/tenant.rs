@@ -10,6 +10,7 @@ use crate::value::{Email, Name};
 
 /// An MSP's workspace. Every row of data belongs to exactly one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tenant {
     /// Id.
     pub id: TenantId,
@@ -25,6 +26,7 @@ pub struct Tenant {
 
 /// The tenant's own settings. Later work adds link expiry, reminders and branding here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantSettings {
     /// The time zone in which due dates and "today" are reckoned (TSK-2, ONB-4).
     pub time_zone: TimeZone,
@@ -46,6 +48,11 @@ impl Default for TenantSettings {
 
 /// An IANA time zone, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "Europe/Amsterdam")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct TimeZone(pub Tz);
 
@@ -87,6 +94,7 @@ impl From<TimeZone> for String {
 
 /// A staff permission (AUTH-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// See portals, templates, companies and their activity.
@@ -183,8 +191,36 @@ impl<'de> Deserialize<'de> for PermissionSet {
     }
 }
 
+/// On the wire a [`PermissionSet`] is an array of [`Permission`] names: serialised without
+/// duplicates in declaration order, deserialised from any array (duplicates collapse).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PermissionSet {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema as _;
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name(Permission::name()))
+            .description(Some(
+                "A set of staff permissions: each appears at most once, in declaration order \
+                 (duplicates sent in a request collapse).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PermissionSet {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((
+            Permission::name().into_owned(),
+            <Permission as utoipa::PartialSchema>::schema(),
+        ));
+        <Permission as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A named bundle of permissions (AUTH-1). Names are unique within a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Role {
     /// Id.
     pub id: RoleId,
@@ -200,6 +236,7 @@ pub struct Role {
 
 /// An MSP employee. Emails are unique within a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StaffUser {
     /// Id.
     pub id: StaffUserId,

@@ -7,10 +7,23 @@ use serde::{Deserialize, Serialize};
 use crate::error::ValueError;
 
 /// Declares a trimmed, length-limited text newtype.
+///
+/// `pattern` is the JSON Schema form of the character rule of [`parse_text`] (no control
+/// characters; line breaks and tabs allowed only when `max > 200`), for the `openapi` feature.
+/// `min`, `max` and `pattern` are single literal tokens: utoipa's attribute parser does not look
+/// inside the invisible groups an `expr` or `literal` fragment would make.
 macro_rules! text {
-    ($(#[$doc:meta])* $name:ident, field = $field:literal, min = $min:expr, max = $max:expr) => {
+    (
+        $(#[$doc:meta])* $name:ident, field = $field:literal, min = $min:tt, max = $max:tt,
+        pattern = $pattern:tt
+    ) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[cfg_attr(
+            feature = "openapi",
+            derive(utoipa::ToSchema),
+            schema(min_length = $min, max_length = $max, pattern = $pattern)
+        )]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -95,32 +108,43 @@ fn parse_text(raw: &str, field: &'static str, min: usize, max: usize) -> Result<
 text!(
     /// A name: of a tenant, role, company, site, template, portal, phase or person (1 to 120 chars,
     /// one line).
-    Name, field = "name", min = 1, max = 120
+    Name, field = "name", min = 1, max = 120,
+    pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
 );
 text!(
     /// A task or template task title (1 to 200 chars, one line).
-    Title, field = "title", min = 1, max = 200
+    Title, field = "title", min = 1, max = 200,
+    pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
 );
 text!(
     /// A longer description (0 to 10,000 chars, may span lines).
-    Description, field = "description", min = 0, max = 10_000
+    Description, field = "description", min = 0, max = 10_000,
+    pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 );
 text!(
     /// A reason given for a manual block or for staff completing a client task (1 to 1,000 chars).
-    Reason, field = "reason", min = 1, max = 1_000
+    Reason, field = "reason", min = 1, max = 1_000,
+    pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 );
 text!(
     /// A comment body (1 to 10,000 chars).
-    CommentBody, field = "body", min = 1, max = 10_000
+    CommentBody, field = "body", min = 1, max = 10_000,
+    pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 );
 text!(
     /// The text of a checklist item or survey question (1 to 500 chars).
-    ItemText, field = "text", min = 1, max = 500
+    ItemText, field = "text", min = 1, max = 500,
+    pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
 );
 
 /// An email address: trimmed, at most 254 characters, one `@` with a non-empty local part and a
 /// domain of dot-separated labels. The domain is stored lower-case; the local part as given.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(min_length = 5, max_length = 254)
+)]
 #[serde(transparent)]
 pub struct Email(String);
 
@@ -197,6 +221,7 @@ impl<'de> Deserialize<'de> for Email {
 
 /// Days after activation at which a task falls due (0 to 3,650: ten years).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(minimum = 0, maximum = 3_650))]
 #[serde(transparent)]
 pub struct DayOffset(u16);
 
@@ -235,7 +260,14 @@ impl<'de> Deserialize<'de> for DayOffset {
 
 /// A quantity of hours with two decimals (0.00 to 100,000.00), kept as hundredths so it compares
 /// and sums exactly.
+///
+/// On the wire it is the number of hundredths, an integer.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(minimum = 0, maximum = 10_000_000)
+)]
 #[serde(transparent)]
 pub struct Hours(u32);
 
@@ -288,6 +320,7 @@ impl Hours {
 
 /// Priority of a task (ONB-1).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Low.

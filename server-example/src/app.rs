@@ -51,21 +51,59 @@ impl Entropy for OsEntropy {
     }
 }
 
+/// Server settings the handlers read.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSettings {
+    /// The tenant that serves local hosts (`localhost`, `127.0.0.1`, `[::1]`) not mapped to a
+    /// tenant of their own.
+    pub default_tenant: Option<TenantId>,
+    /// Whether cookies carry `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub storage: Arc<dyn Storage>,
-    /// The engine over the store, with the wall clock and the OS random number generator.
+    /// The engine over the store, with the same clock and entropy.
     pub engine: Engine,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness for tokens.
+    pub entropy: Arc<dyn Entropy>,
+    /// Settings.
+    pub settings: ServerSettings,
 }
 
 impl AppState {
-    /// The state over `storage`, with an engine reading [`SystemClock`] and [`OsEntropy`].
+    /// The state over `storage`, reading [`SystemClock`] and [`OsEntropy`], with no default tenant.
     #[must_use]
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        let engine = Engine::new(storage.clone(), Arc::new(SystemClock), Arc::new(OsEntropy));
-        Self { storage, engine }
+        Self::with_parts(
+            storage,
+            Arc::new(SystemClock),
+            Arc::new(OsEntropy),
+            ServerSettings::default(),
+        )
+    }
+
+    /// The state over `storage` with the given clock, entropy and settings.
+    #[must_use]
+    pub fn with_parts(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        settings: ServerSettings,
+    ) -> Self {
+        let engine = Engine::new(storage.clone(), clock.clone(), entropy.clone());
+        Self {
+            storage,
+            engine,
+            clock,
+            entropy,
+            settings,
+        }
     }
 }
 
@@ -85,9 +123,29 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
         title = "Portal engine API",
         description = "The JSON API of the MSP portal engine's reference server."
     ),
-    components(schemas(ErrorBody, ErrorDetail, Status))
+    components(schemas(ErrorBody, ErrorDetail, Status)),
+    modifiers(&SecurityAddon),
+    security(("bearer" = []), ("cookie" = [])),
 )]
 struct ApiDoc;
+
+/// Declares the two ways to carry a staff session.
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+    }
+}
 
 /// Every documented route, registered with `routes!` so that each route the server answers is in
 /// the document by construction.
@@ -98,6 +156,8 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(doc)
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .merge(crate::auth::routes())
+        .merge(crate::api::routes())
 }
 
 /// The OpenAPI 3.1 document of the HTTP surface, as served at [`OPENAPI_PATH`].
@@ -106,14 +166,95 @@ fn documented() -> OpenApiRouter<AppState> {
 /// by design, answers the document and nothing else, and is left out of it.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().into_openapi()
+    let mut doc = documented().into_openapi();
+    document_common_errors(&mut doc);
+    doc
+}
+
+/// Adds to every operation the error answers any route can give, where the route's own
+/// documentation does not already name them: 400 (a bad path, query or `If-Match`), 401 and 403
+/// (sessions and CSRF, except on public routes), 404 (`unknown_host`), 413/415/422 (routes with a
+/// body), 500 and 503.
+fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            (&mut item.get, false),
+            (&mut item.put, true),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.patch, true),
+        ];
+        for (op, unsafe_method) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let public = op.security.as_ref().is_some_and(|s| {
+                s.iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+            });
+            let has_body = op.request_body.is_some();
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(description).into());
+            };
+            add(
+                "400",
+                "A path, query or header that does not parse (`invalid_path`, `invalid_query`, `invalid_cursor`, `invalid_if_match`, `malformed_json`).",
+            );
+            if !public {
+                add(
+                    "401",
+                    "No valid session (`unauthenticated`, `invalid_session`, `session_expired`).",
+                );
+                if unsafe_method {
+                    add(
+                        "403",
+                        "Not allowed (`forbidden`), or a cookie-carried request without the CSRF token (`csrf_token_invalid`).",
+                    );
+                }
+            }
+            add(
+                "404",
+                "No tenant at this host (`unknown_host`), or nothing at this path (`not_found`).",
+            );
+            if has_body {
+                add("413", "The body is over 1 MiB (`payload_too_large`).");
+                add(
+                    "415",
+                    "The body is not sent as `application/json` (`unsupported_media_type`).",
+                );
+                add(
+                    "422",
+                    "The body does not match what the route takes (`invalid_body`, `invalid_value`, ...).",
+                );
+            }
+            add(
+                "500",
+                "Internal error (`internal_error`); details go to the server log.",
+            );
+            add("503", "The database is unavailable (`database_unavailable`).");
+        }
+    }
 }
 
 /// The whole HTTP surface: `/healthz`, `/readyz`, the OpenAPI document at [`OPENAPI_PATH`], and a
 /// JSON 404 for anything else; bodies above [`MAX_BODY_BYTES`] are refused with 413, and every
 /// request is traced.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = documented().split_for_parts();
+    let (routes, mut doc) = documented().split_for_parts();
+    document_common_errors(&mut doc);
     routes
         .route(OPENAPI_PATH, get(move || std::future::ready(Json(doc.clone()))))
         .fallback(route_not_found)
@@ -133,9 +274,12 @@ pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> st
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The body of `/healthz` and `/readyz`.
@@ -151,6 +295,7 @@ pub struct Status {
     get,
     path = "/healthz",
     tag = "health",
+    security(()),
     responses(
         (status = 200, description = "The process answers.", body = Status, example = json!({ "status": "ok" })),
     )
@@ -166,6 +311,7 @@ async fn healthz() -> Json<Status> {
     get,
     path = "/readyz",
     tag = "health",
+    security(()),
     responses(
         (status = 200, description = "The database answers.", body = Status, example = json!({ "status": "ready" })),
         (status = 503, description = "The database does not answer (`database_unavailable`).", body = ErrorBody),

@@ -23,12 +23,101 @@ pub struct Cli {
 }
 
 /// What `portal-server` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Connect to the database, run its migrations, and serve HTTP until SIGTERM or Ctrl-C.
-    Serve,
+    Serve(ServeArgs),
     /// Connect to the database, run its migrations, and exit.
     Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage staff users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ServeArgs {
+    /// Seed the demo tenant (once; later runs reuse it), serve it on localhost, and print how to
+    /// sign in.
+    #[arg(long, env = "PORTAL_DEMO")]
+    pub demo: bool,
+    /// The demo administrator's password; a fresh one is made and printed at each start when
+    /// absent.
+    #[arg(long, env = "PORTAL_DEMO_PASSWORD", hide_env_values = true)]
+    pub demo_password: Option<Secret>,
+}
+
+/// `tenant ...`
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with its administrator role and first administrator, and print its id.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        name: String,
+        /// A host name the tenant is served at (repeatable), e.g. `portal.example.com`.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// The IANA time zone due dates are reckoned in.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// The first administrator's email.
+        #[arg(long)]
+        admin_email: String,
+        /// The first administrator's name.
+        #[arg(long, default_value = "Administrator")]
+        admin_name: String,
+        /// The first administrator's password (at least 12 characters).
+        #[arg(long, env = "PORTAL_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Secret,
+    },
+    /// Map one more host name to a tenant.
+    AddHost {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The host name.
+        #[arg(long)]
+        host: String,
+    },
+}
+
+/// `user ...`
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create a staff user with a password, and print their id.
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// The user's name.
+        #[arg(long)]
+        name: String,
+        /// A role name the user holds (repeatable), e.g. `Administrator`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The password (at least 12 characters).
+        #[arg(long, env = "PORTAL_USER_PASSWORD", hide_env_values = true)]
+        password: Secret,
+    },
+    /// Set a staff user's password; every session of the user ends.
+    SetPassword {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// The new password (at least 12 characters).
+        #[arg(long, env = "PORTAL_USER_PASSWORD", hide_env_values = true)]
+        password: Secret,
+    },
 }
 
 /// Settings shared by every subcommand.
@@ -56,6 +145,9 @@ pub struct Config {
         global = true
     )]
     pub master_key: Option<Secret>,
+    /// The tenant that serves local hosts (`localhost`, `127.0.0.1`) that no tenant claims.
+    #[arg(long = "default-tenant", env = "PORTAL_DEFAULT_TENANT", global = true)]
+    pub default_tenant: Option<uuid::Uuid>,
     /// How logs are written.
     #[arg(
         long = "log-format",
@@ -295,7 +387,13 @@ mod tests {
             "postgres://u:pw@h/d",
         ])
         .unwrap();
-        assert_eq!(cli.command, Command::Serve);
+        assert_eq!(
+            cli.command,
+            Command::Serve(ServeArgs {
+                demo: false,
+                demo_password: None
+            })
+        );
         assert_eq!(cli.config.bind, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(cli.config.log_format, LogFormat::Json);
         assert_eq!(cli.config.database_url.scheme(), "postgres");

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portal_core::error::CommandError;
 use portal_core::policy::AccessDenied;
@@ -46,6 +46,46 @@ pub enum ApiError {
     /// The database does not answer (503 `database_unavailable`).
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] StorageError),
+    /// No tenant serves the request's host (404 `unknown_host`).
+    #[error("no portal is served at this host")]
+    UnknownHost,
+    /// No session was presented (401 `unauthenticated`).
+    #[error("sign in first: send the session cookie or `Authorization: Bearer <token>`")]
+    Unauthenticated,
+    /// The session presented is malformed, ended, or of a user who can no longer act (401
+    /// `invalid_session`).
+    #[error("the session is not valid; sign in again")]
+    InvalidSession,
+    /// The session presented has expired (401 `session_expired`).
+    #[error("the session has expired; sign in again")]
+    SessionExpired,
+    /// A cookie-carried unsafe request without the session's CSRF token (403 `csrf_token_invalid`).
+    #[error("send the session's CSRF token in the `X-CSRF-Token` header")]
+    CsrfTokenInvalid,
+    /// Wrong email or password (401 `invalid_credentials`). Unknown accounts answer the same.
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// Too many sign-in attempts for this account or address (429 `too_many_attempts`).
+    #[error("too many sign-in attempts; try again in {retry_after_seconds} seconds")]
+    TooManyAttempts {
+        /// Seconds until the next window.
+        retry_after_seconds: i64,
+    },
+    /// An update without `If-Match` (428 `precondition_required`).
+    #[error("send `If-Match` with the ETag (version) you last read")]
+    PreconditionRequired,
+    /// An `If-Match` header that is not one ETag of this API (400 `invalid_if_match`).
+    #[error("`If-Match` must be one ETag as sent in `ETag`, e.g. \"3\"")]
+    InvalidIfMatch,
+    /// A query string that does not parse (400 `invalid_query`).
+    #[error("the query string is not valid: {0}")]
+    InvalidQuery(String),
+    /// A path parameter that does not parse, e.g. an id that is not a UUID (400 `invalid_path`).
+    #[error("the path is not valid: {0}")]
+    InvalidPath(String),
+    /// A page cursor that this API did not make (400 `invalid_cursor`).
+    #[error("the cursor is not valid; use `next_cursor` of the previous page")]
+    InvalidCursor,
 }
 
 impl ApiError {
@@ -59,9 +99,18 @@ impl ApiError {
             Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::UnknownHost => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated | Self::InvalidSession | Self::SessionExpired | Self::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::CsrfTokenInvalid => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            Self::InvalidIfMatch | Self::InvalidQuery(_) | Self::InvalidPath(_) | Self::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -81,6 +130,18 @@ impl ApiError {
             Self::UnreadableBody(_) => "unreadable_body",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnknownHost => "unknown_host",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidSession => "invalid_session",
+            Self::SessionExpired => "session_expired",
+            Self::CsrfTokenInvalid => "csrf_token_invalid",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::PreconditionRequired => "precondition_required",
+            Self::InvalidIfMatch => "invalid_if_match",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::InvalidCursor => "invalid_cursor",
         }
     }
 
@@ -185,7 +246,21 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        match &self {
+            Self::TooManyAttempts { retry_after_seconds } => {
+                if let Ok(v) = header::HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ if status == StatusCode::UNAUTHORIZED => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -225,6 +300,28 @@ impl<T: Serialize> IntoResponse for Json<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        Self::InvalidPath(rejection.body_text())
+    }
+}
+
+/// The query string, as `axum::extract::Query`, refused with 400 `invalid_query`.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Path parameters, as `axum::extract::Path`, refused with 400 `invalid_path`.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
 
 /// The body of an error response, for a response built outside [`ApiError`].
 #[must_use]

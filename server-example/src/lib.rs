@@ -19,9 +19,12 @@
 //! Not there yet: the JSON API under `/api/v1`, staff sign-in, tenants by host and the demo
 //! tenant.
 
+pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod setup;
 pub mod storage;
 
 pub use app::{AppState, openapi, router, serve};

@@ -1,9 +1,17 @@
 //! `portal-server`: the reference server of the MSP portal engine.
 
+#![allow(clippy::print_stdout)] // the command line prints what it made, by design
+
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use base64::Engine as _;
 use clap::Parser as _;
-use portal_server::config::{Cli, Command, LogFormat};
-use portal_server::{AppState, storage};
+use portal_core::auth::Password;
+use portal_core::id::TenantId;
+use portal_server::app::{OsEntropy, ServerSettings, SystemClock};
+use portal_server::config::{Cli, Command, LogFormat, TenantCommand, UserCommand};
+use portal_server::{AppState, setup, storage};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -17,18 +25,117 @@ async fn main() -> anyhow::Result<()> {
     let (store, backend) = storage::connect(&config.database_url).await?;
     tracing::info!(%backend, "database ready");
 
+    let public_url = config.public_url.trim_end_matches('/').to_owned();
+    let settings = ServerSettings {
+        default_tenant: config.default_tenant.map(TenantId::from_uuid),
+        secure_cookies: public_url.starts_with("https://"),
+    };
+    let mut state = AppState::with_parts(store, Arc::new(SystemClock), Arc::new(OsEntropy), settings);
+
     match cli.command {
         Command::Migrate => {
             tracing::info!("migrations are up to date");
             Ok(())
         }
-        Command::Serve => {
+        Command::Tenant(TenantCommand::Create {
+            name,
+            hosts,
+            time_zone,
+            admin_email,
+            admin_name,
+            admin_password,
+        }) => {
+            let created = setup::create_tenant(
+                &state,
+                &name,
+                &time_zone,
+                &hosts,
+                &admin_email,
+                &admin_name,
+                Password::new(admin_password.expose())?,
+            )
+            .await?;
+            println!("tenant {} created: {}", created.tenant.name, created.tenant.id);
+            println!("administrator {admin_email}: {}", created.admin);
+            for host in &created.hosts {
+                println!("served at host {host}");
+            }
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::AddHost { tenant, host }) => {
+            let host = setup::add_host(&state, TenantId::from_uuid(tenant), &host).await?;
+            println!("host {host} now serves tenant {tenant}");
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            email,
+            name,
+            roles,
+            password,
+        }) => {
+            let id = setup::create_user(
+                &state,
+                TenantId::from_uuid(tenant),
+                &email,
+                &name,
+                &roles,
+                Password::new(password.expose())?,
+            )
+            .await?;
+            println!("staff user {email} created: {id}");
+            Ok(())
+        }
+        Command::User(UserCommand::SetPassword {
+            tenant,
+            email,
+            password,
+        }) => {
+            setup::set_password_by_email(
+                &state,
+                TenantId::from_uuid(tenant),
+                &email,
+                Password::new(password.expose())?,
+            )
+            .await?;
+            println!("password of {email} set; their sessions have ended");
+            Ok(())
+        }
+        Command::Serve(args) => {
             let listener = tokio::net::TcpListener::bind(config.bind)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.bind))?;
             let addr = listener.local_addr().context("the listener has no address")?;
-            tracing::info!(%addr, public_url = %config.public_url, "listening");
-            portal_server::serve(listener, AppState::new(store), shutdown_signal())
+            if args.demo {
+                let password = match &args.demo_password {
+                    Some(p) => p.expose().to_owned(),
+                    None => {
+                        let mut bytes = [0u8; 15];
+                        state.entropy.fill(&mut bytes);
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+                    }
+                };
+                let demo = setup::seed_demo(&state, Password::new(password.clone())?).await?;
+                if state.settings.default_tenant.is_none() {
+                    state.settings.default_tenant = Some(demo.tenant);
+                }
+                let what = if demo.created { "created" } else { "found" };
+                println!();
+                println!(
+                    "Demo tenant {what}. Sign in at {public_url} (API: {public_url}/api/v1, OpenAPI: {public_url}/api/openapi.json)"
+                );
+                println!("  email:    {}", setup::DEMO_ADMIN_EMAIL);
+                println!("  password: {password}");
+                println!();
+                println!("  curl -s -X POST {public_url}/api/v1/auth/sign-in -H 'content-type: application/json' \\");
+                println!(
+                    "       -d '{{\"email\":\"{}\",\"password\":\"{password}\"}}'",
+                    setup::DEMO_ADMIN_EMAIL
+                );
+                println!();
+            }
+            tracing::info!(%addr, public_url = %public_url, "listening");
+            portal_server::serve(listener, state, shutdown_signal())
                 .await
                 .context("the server failed")?;
             tracing::info!("stopped");

@@ -42,6 +42,13 @@ fn is_transient_sqlstate(code: &str) -> bool {
         )
 }
 
+/// Whether the error is a foreign-key violation: a row pointing at a parent that does not exist.
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|c| c == FOREIGN_KEY_VIOLATION)
+}
+
 /// Why applying an outcome stopped: the store refused it as the reference store would (a
 /// [`CommandError`] for the caller), or the store itself failed.
 #[derive(Debug)]

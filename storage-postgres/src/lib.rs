@@ -51,7 +51,11 @@
 //!   a phase, contact or task of no portal, a row of a tenant never created) is refused as
 //!   `NotFound` or `UnknownDependency` by its foreign key, where the reference store keeps it;
 //! - an outbox message reusing a queued message's idempotency key is refused as
-//!   `AlreadyExists("message", key)`.
+//!   `AlreadyExists("message", key)`;
+//! - a tenant host, password, session or sign-in counter of a tenant or staff user that does not
+//!   exist is refused by its foreign key: `add_tenant_host` answers `NotFound("tenant")`, the
+//!   other [`AuthRepo`](portal_core::storage::AuthRepo) writes fail with
+//!   [`StorageError::Invariant`].
 //!
 //! ## Planner statistics
 //!
@@ -60,6 +64,7 @@
 //! them; on a server running without it, call [`PgStorage::analyze`] after loading data (a
 //! benchmark's seed, an import).
 
+mod auth;
 mod batch;
 mod error;
 mod portal;

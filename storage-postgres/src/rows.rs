@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use portal_core::activity::{ActivityEvent, Actor, ActorKind};
+use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
 use portal_core::id::{
     ChecklistItemId, CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
@@ -16,7 +17,7 @@ use portal_core::id::{
 };
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, Phase, Portal};
-use portal_core::storage::{StorageError, StorageResult};
+use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
 use portal_core::task::{ChecklistItem, Comment, SurveyQuestion, Task};
 use portal_core::template::{TaskKey, Template, TemplatePhase, TemplateTask};
 use portal_core::tenant::{Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
@@ -614,6 +615,67 @@ impl TryFrom<MessageRow> for OutboundMessage {
             idempotency_key: r.idempotency_key,
             payload: r.payload,
             created_at: r.created_at,
+        })
+    }
+}
+
+/// A task row with what places it in the assignee's list: its portal's name and its phase's
+/// position. The task's children are added by the caller.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AssignedTaskRow {
+    #[sqlx(flatten)]
+    task: TaskRow,
+    portal_name: String,
+    phase_position: i32,
+}
+
+impl TryFrom<AssignedTaskRow> for AssignedTask {
+    type Error = StorageError;
+    fn try_from(r: AssignedTaskRow) -> StorageResult<Self> {
+        Ok(Self {
+            portal_name: name("portal name", &r.portal_name)?,
+            phase_position: r.phase_position,
+            task: r.task.try_into()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskCountsRow {
+    portal_id: Uuid,
+    total: i64,
+    completed: i64,
+}
+
+impl TryFrom<TaskCountsRow> for PortalTaskCounts {
+    type Error = StorageError;
+    fn try_from(r: TaskCountsRow) -> StorageResult<Self> {
+        Ok(Self {
+            portal: PortalId::from_uuid(r.portal_id),
+            total: u32::try_from(r.total).map_err(|e| corrupt("task count", e))?,
+            completed: u32::try_from(r.completed).map_err(|e| corrupt("completed task count", e))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    token_hash: Vec<u8>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<SessionRow> for StaffSession {
+    type Error = StorageError;
+    fn try_from(r: SessionRow) -> StorageResult<Self> {
+        Ok(Self {
+            token_hash: TokenHash::from_slice(&r.token_hash).map_err(|e| corrupt("session token hash", e))?,
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            user_id: StaffUserId::from_uuid(r.user_id),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
         })
     }
 }

@@ -969,3 +969,53 @@ async fn raw_outcomes_are_refused_as_the_reference_store_refuses_them() {
     }
     db.finish().await;
 }
+
+/// Where the schema holds more than the reference store checks: auth rows of a tenant or staff
+/// user that does not exist are refused by their foreign keys, without breaking the next call.
+#[tokio::test]
+async fn auth_rows_of_missing_parents_are_refused() {
+    use portal_core::auth::{SecretToken, StaffSession};
+    use portal_core::id::StaffUserId;
+    use portal_core::storage::AuthRepo;
+
+    let Some(db) = scratch().await else { return };
+    let pg = &*db.storage;
+    let e = engine(db.storage.clone());
+    let (tenant, _) = story(&e).await;
+    let ghost_tenant = TenantId::from_uuid(uuid::Uuid::from_u128(5));
+    let ghost_user = StaffUserId::from_uuid(uuid::Uuid::from_u128(6));
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time");
+
+    assert_eq!(
+        pg.add_tenant_host(ghost_tenant, "ghost.example.com")
+            .await
+            .expect("storage"),
+        Err(CommandError::NotFound {
+            entity: "tenant",
+            id: ghost_tenant.as_uuid(),
+        })
+    );
+    assert_eq!(pg.tenant_for_host("ghost.example.com").await.expect("storage"), None);
+    let err = pg
+        .set_password_hash(tenant, ghost_user, "x", now)
+        .await
+        .expect_err("no such user");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    let session = StaffSession::start(&SecretToken::from_bytes([9; 32]), tenant, ghost_user, now);
+    let err = pg.insert_staff_session(&session).await.expect_err("no such user");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    let err = pg
+        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now)
+        .await
+        .expect_err("no such tenant");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    assert_eq!(
+        pg.add_tenant_host(tenant, "acme.example.com").await.expect("storage"),
+        Ok(())
+    );
+    assert_eq!(
+        pg.tenant_for_host("acme.example.com").await.expect("storage"),
+        Some(tenant)
+    );
+    db.finish().await;
+}

@@ -60,6 +60,11 @@ pub(crate) fn is_constraint(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether the error is a FOREIGN KEY violation: a row pointing at a parent that does not exist.
+pub(crate) fn is_foreign_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.kind(), ErrorKind::ForeignKeyViolation))
+}
+
 /// A stored value that does not make a valid domain value.
 pub(crate) fn corrupt(what: &str, err: impl Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {err}"))

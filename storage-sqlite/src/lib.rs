@@ -66,6 +66,7 @@
 //! `YYYY-MM-DD` TEXT, booleans INTEGER 0/1 and JSON is TEXT. The migrations in `migrations/`
 //! have the same names and the same tables and columns as the PostgreSQL backend's.
 
+mod auth;
 mod error;
 mod read;
 mod rows;
@@ -73,6 +74,7 @@ mod rows;
 mod tests;
 mod write;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -84,8 +86,9 @@ use portal_core::id::{CompanyId, EventId, PortalId, RoleId, SiteId, StaffUserId,
 use portal_core::outcome::{OutboundMessage, Outcome};
 use portal_core::portal::{Portal, PortalState};
 use portal_core::storage::{
-    ActivityFilter, ActivityRepo, CompanyRepo, MAX_PAGE, OutboxRepo, OutcomeRepo, PageRequest, PortalDecision,
-    PortalFilter, PortalRepo, StorageError, StorageResult, TemplateRepo, TenantRepo,
+    ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, CompanyRepo, MAX_PAGE, OutboxRepo, OutcomeRepo,
+    PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo,
+    TenantRepo,
 };
 use portal_core::task::Comment;
 use portal_core::template::Template;
@@ -97,9 +100,9 @@ use uuid::Uuid;
 
 use crate::error::{map_migrate, map_sqlx};
 use crate::rows::{
-    CommentRow, CompanyRow, EventRow, MessageRow, PortalRow, RolePermissionRow, RoleRow, SiteRow, StaffUserRow,
-    TemplateRow, TenantRow, comment_columns, company_columns, event_columns, message_columns, portal_columns,
-    role_columns, site_columns, staff_user_columns, template_columns, tenant_columns,
+    AssignedTaskRow, CommentRow, CompanyRow, EventRow, MessageRow, PortalRow, RolePermissionRow, RoleRow, SiteRow,
+    StaffUserRow, TaskCountsRow, TemplateRow, TenantRow, comment_columns, company_columns, event_columns,
+    message_columns, portal_columns, role_columns, site_columns, staff_user_columns, template_columns, tenant_columns,
 };
 
 /// The embedded migrations, run by [`SqliteStorage::connect`]. Public so tests can migrate a
@@ -507,6 +510,67 @@ impl PortalRepo for SqliteStorage {
         }
         let rows = query.fetch_all(&self.pool).await.map_err(map_sqlx)?;
         rows.into_iter().map(Portal::try_from).collect()
+    }
+
+    async fn task_counts(&self, tenant: TenantId, portals: &[PortalId]) -> StorageResult<Vec<PortalTaskCounts>> {
+        if portals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<TaskCountsRow> = sqlx::query_as(
+            "SELECT p.id AS portal_id, COUNT(t.id) AS total, COALESCE(SUM(t.status = 'completed'), 0) AS completed \
+             FROM portal p LEFT JOIN task t ON t.tenant_id = p.tenant_id AND t.portal_id = p.id \
+             WHERE p.tenant_id = $1 AND p.id IN (SELECT unhex(value) FROM json_each($2)) GROUP BY p.id",
+        )
+        .bind(tenant.as_uuid())
+        .bind(read::id_list(portals.iter().map(|p| p.as_uuid())))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let counts: HashMap<PortalId, PortalTaskCounts> = rows
+            .into_iter()
+            .map(|r| PortalTaskCounts::try_from(r).map(|c| (c.portal, c)))
+            .collect::<StorageResult<_>>()?;
+        // In the order asked for; a portal of no tenant's or of another tenant's is left out.
+        Ok(portals.iter().filter_map(|p| counts.get(p).copied()).collect())
+    }
+
+    async fn list_assigned_tasks(
+        &self,
+        tenant: TenantId,
+        user: StaffUserId,
+        req: PageRequest<AssignedTaskCursor>,
+    ) -> StorageResult<Vec<AssignedTask>> {
+        let mut tx = self.begin_read().await?;
+        let rows: Vec<AssignedTaskRow> = sqlx::query_as(
+            "SELECT t.tenant_id, t.id, t.portal_id, t.phase_id, t.position, t.title, t.description, t.owner, \
+             t.evidence, t.priority, t.due_offset_days, t.due_date, t.status, t.block_reason, t.assignee_id, \
+             t.completed_at, t.completed_by_kind, t.completed_by_id, t.completed_by_display, t.completion_reason, \
+             t.version, p.name AS portal_name, ph.position AS phase_position \
+             FROM task t \
+             JOIN portal p ON p.tenant_id = t.tenant_id AND p.id = t.portal_id \
+             JOIN portal_phase ph ON ph.tenant_id = t.tenant_id AND ph.id = t.phase_id \
+             WHERE t.tenant_id = $1 AND t.assignee_id = $2 AND t.status <> 'completed' AND p.status = 'active' \
+             AND ($3 IS NULL OR (ph.position, t.position, t.id) > ($3, $4, $5)) \
+             ORDER BY ph.position, t.position, t.id LIMIT $6",
+        )
+        .bind(tenant.as_uuid())
+        .bind(user.as_uuid())
+        .bind(req.after.map(|c| c.phase_position))
+        .bind(req.after.map(|c| c.task_position))
+        .bind(req.after.map(|c| c.task.as_uuid()))
+        .bind(limit(&req))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.task.id).collect();
+        let mut children = read::load_task_children(&mut tx, tenant, &ids).await?;
+        finish(tx).await?;
+        rows.into_iter()
+            .map(|r| {
+                let kids = children.remove(&r.task.id).unwrap_or_default();
+                r.into_assigned(kids)
+            })
+            .collect()
     }
 
     async fn list_comments_for_task(&self, tenant: TenantId, task: TaskId) -> StorageResult<Vec<Comment>> {

@@ -300,3 +300,70 @@ pub(crate) async fn load_staff_users(
         })
         .collect()
 }
+
+/// A list of ids as one bind value: a JSON array of their hex forms, which a query turns back
+/// into BLOBs with `SELECT unhex(value) FROM json_each($n)`. One statement (and one cached
+/// prepared statement) whatever the number of ids.
+pub(crate) fn id_list(ids: impl IntoIterator<Item = Uuid>) -> String {
+    serde_json::Value::from(ids.into_iter().map(|id| id.simple().to_string()).collect::<Vec<_>>()).to_string()
+}
+
+/// The dependencies (sorted, as [`PortalState::sort`] leaves them), checklists and survey
+/// questions of the given tasks, in three queries.
+pub(crate) async fn load_task_children(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    tasks: &[Uuid],
+) -> StorageResult<HashMap<Uuid, TaskChildren>> {
+    let mut children: HashMap<Uuid, TaskChildren> = HashMap::with_capacity(tasks.len());
+    if tasks.is_empty() {
+        return Ok(children);
+    }
+    let (t, ids) = (tenant.as_uuid(), id_list(tasks.iter().copied()));
+    let deps: Vec<DependencyRow> = sqlx::query_as(
+        "SELECT task_id, depends_on_id FROM task_dependency WHERE tenant_id = $1 \
+         AND task_id IN (SELECT unhex(value) FROM json_each($2))",
+    )
+    .bind(t)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let items: Vec<ChecklistRow> = sqlx::query_as(
+        "SELECT id, task_id, text, done FROM task_checklist_item WHERE tenant_id = $1 \
+         AND task_id IN (SELECT unhex(value) FROM json_each($2)) ORDER BY task_id, position",
+    )
+    .bind(t)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let questions: Vec<SurveyRow> = sqlx::query_as(
+        "SELECT id, task_id, text, kind, options FROM task_survey_question WHERE tenant_id = $1 \
+         AND task_id IN (SELECT unhex(value) FROM json_each($2)) ORDER BY task_id, position",
+    )
+    .bind(t)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    for d in deps {
+        children
+            .entry(d.task_id)
+            .or_default()
+            .depends_on
+            .push(TaskId::from_uuid(d.depends_on_id));
+    }
+    for item in items {
+        let parsed = item.item()?;
+        children.entry(item.task_id).or_default().checklist.push(parsed);
+    }
+    for q in questions {
+        let parsed = q.question()?;
+        children.entry(q.task_id).or_default().survey.push(parsed);
+    }
+    for c in children.values_mut() {
+        c.depends_on.sort();
+    }
+    Ok(children)
+}

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use portal_core::activity::{ActivityEvent, Actor, ActorKind, EventKind};
+use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
 use portal_core::id::{
     ChecklistItemId, CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
@@ -17,7 +18,7 @@ use portal_core::id::{
 use portal_core::lifecycle::PortalStatus;
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, ContactRole, Phase, Portal};
-use portal_core::storage::{StorageError, StorageResult};
+use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
 use portal_core::task::{
     ChecklistItem, Comment, EvidenceType, SurveyKind, SurveyQuestion, Task, TaskOwner, TaskStatus,
 };
@@ -97,9 +98,14 @@ macro_rules! message_columns {
         "tenant_id, id, kind, recipient, idempotency_key, payload, created_at"
     };
 }
+macro_rules! session_columns {
+    () => {
+        "token_hash, tenant_id, user_id, created_at, expires_at"
+    };
+}
 pub(crate) use {
     comment_columns, company_columns, contact_columns, event_columns, message_columns, phase_columns, portal_columns,
-    role_columns, site_columns, staff_user_columns, task_columns, template_columns, tenant_columns,
+    role_columns, session_columns, site_columns, staff_user_columns, task_columns, template_columns, tenant_columns,
 };
 
 /// A stored position or count back into an `i32`.
@@ -654,6 +660,66 @@ impl TryFrom<MessageRow> for OutboundMessage {
             idempotency_key: r.idempotency_key,
             payload: json("outbox_message.payload", &r.payload)?,
             created_at: r.created_at,
+        })
+    }
+}
+
+/// A task row with what places it in the assignee's list: its portal's name and its phase's
+/// position.
+#[derive(FromRow)]
+pub(crate) struct AssignedTaskRow {
+    #[sqlx(flatten)]
+    pub(crate) task: TaskRow,
+    portal_name: String,
+    phase_position: i64,
+}
+
+impl AssignedTaskRow {
+    pub(crate) fn into_assigned(self, children: TaskChildren) -> StorageResult<AssignedTask> {
+        Ok(AssignedTask {
+            portal_name: parse("portal.name", Name::parse(&self.portal_name))?,
+            phase_position: position("portal_phase.position", self.phase_position)?,
+            task: self.task.into_task(children)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct TaskCountsRow {
+    pub(crate) portal_id: Uuid,
+    total: i64,
+    completed: i64,
+}
+
+impl TryFrom<TaskCountsRow> for PortalTaskCounts {
+    type Error = StorageError;
+    fn try_from(r: TaskCountsRow) -> StorageResult<Self> {
+        Ok(Self {
+            portal: PortalId::from_uuid(r.portal_id),
+            total: parse("task count", u32::try_from(r.total))?,
+            completed: parse("completed task count", u32::try_from(r.completed))?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct SessionRow {
+    token_hash: Vec<u8>,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<SessionRow> for StaffSession {
+    type Error = StorageError;
+    fn try_from(r: SessionRow) -> StorageResult<Self> {
+        Ok(Self {
+            token_hash: parse("staff_sessions.token_hash", TokenHash::from_slice(&r.token_hash))?,
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            user_id: StaffUserId::from_uuid(r.user_id),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
         })
     }
 }

@@ -133,3 +133,69 @@ async fn staff_roles_keep_their_order() {
         Some(updated)
     );
 }
+
+/// Where the schema holds more than the reference store checks: auth rows of a tenant or staff
+/// user that does not exist are refused by their foreign keys, without breaking the next call.
+#[tokio::test]
+async fn auth_rows_of_missing_parents_are_refused() {
+    use portal_core::CommandError;
+    use portal_core::auth::{SecretToken, StaffSession};
+    use portal_core::storage::AuthRepo;
+
+    let (storage, _dir) = store().await;
+    let t = tenant(1);
+    storage
+        .commit_outcome(t.id, &writes(vec![Write::InsertTenant(t.clone())]))
+        .await
+        .expect("storage")
+        .expect("ok");
+    let ghost_tenant = tenant(5).id;
+    let ghost_user = StaffUserId::from_uuid(Uuid::from_u128(6));
+    let now = t.created_at;
+
+    assert_eq!(
+        storage
+            .add_tenant_host(ghost_tenant, "ghost.example.com")
+            .await
+            .expect("storage"),
+        Err(CommandError::NotFound {
+            entity: "tenant",
+            id: ghost_tenant.as_uuid(),
+        })
+    );
+    assert_eq!(
+        storage.tenant_for_host("ghost.example.com").await.expect("storage"),
+        None
+    );
+    let err = storage
+        .set_password_hash(t.id, ghost_user, "x", now)
+        .await
+        .expect_err("no such user");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    let session = StaffSession::start(&SecretToken::from_bytes([9; 32]), t.id, ghost_user, now);
+    let err = storage.insert_staff_session(&session).await.expect_err("no such user");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    let err = storage
+        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now)
+        .await
+        .expect_err("no such tenant");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    assert_eq!(
+        storage
+            .add_tenant_host(t.id, "acme.example.com")
+            .await
+            .expect("storage"),
+        Ok(())
+    );
+    assert_eq!(
+        storage.tenant_for_host("acme.example.com").await.expect("storage"),
+        Some(t.id)
+    );
+    // The mapping is stamped with the database's clock in a form that reads back as a time.
+    let stamped: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT created_at FROM tenant_hosts WHERE host = 'acme.example.com'")
+            .fetch_one(storage.pool())
+            .await
+            .expect("a time");
+    assert!(stamped.timestamp() > 0, "{stamped}");
+}

@@ -3,19 +3,22 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use portal_core::CommandError;
 use portal_core::activity::EventKind;
+use portal_core::auth::{SIGN_IN_WINDOW_MINUTES, STAFF_SESSION_LIFETIME, SecretToken, StaffSession, sign_in_window};
 use portal_core::commands::draft::{TaskInput, TaskPatch};
 use portal_core::commands::portal::TransitionRequest;
 use portal_core::commands::{self, Ctx};
-use portal_core::id::{EventId, PortalId, TaskId};
+use portal_core::id::{EventId, PortalId, StaffUserId, TaskId};
 use portal_core::lifecycle::PortalStatus;
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
 use portal_core::portal::PortalState;
 use portal_core::service::{Engine, ServiceError};
-use portal_core::storage::{ActivityFilter, PageRequest, PortalFilter, Storage, StorageError};
+use portal_core::storage::{
+    ActivityFilter, AssignedTask, Clock, PageRequest, PortalFilter, PortalTaskCounts, Storage, StorageError,
+};
 use portal_core::task::{EvidenceType, TaskOwner, TaskStatus};
 use portal_core::tenant::{Permission, PermissionSet};
 use portal_core::value::{CommentBody, Description, Reason, Title};
@@ -1272,6 +1275,571 @@ pub async fn large_portal(storage: Arc<dyn Storage>) {
     assert_eq!(s2.tasks.iter().filter(|t| t.status == TaskStatus::Completed).count(), 1);
 }
 
+/// A session of `user` signed in at `at`, identified by a token made of `byte`.
+fn session(byte: u8, tenant: portal_core::id::TenantId, user: StaffUserId, at: DateTime<Utc>) -> StaffSession {
+    StaffSession::start(&SecretToken::from_bytes([byte; 32]), tenant, user, at)
+}
+
+/// Tenant hosts, staff password hashes, staff sessions and sign-in attempt counters (AUTH-6,
+/// BRD-2): uniqueness of hosts across tenants, tenant scoping of every session read and delete,
+/// sessions ended by a password change, expiry, and counters that never hand out a number twice.
+pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
+    let (engine, clock) = engine(storage.clone());
+    let (a, admin_a) = fixtures::tenant(&engine, "alpha").await;
+    let (b, admin_b) = fixtures::tenant(&engine, "beta").await;
+    let (Principal::Staff(pa), Principal::Staff(pb)) = (&admin_a, &admin_b) else {
+        panic!("staff principals")
+    };
+    let (ua, ub) = (pa.user_id, pb.user_id);
+    let tech = engine
+        .create_staff_user(&admin_a, email("tech@alpha.example.com"), name("Tess Tech"), &[])
+        .await
+        .expect("user");
+
+    // Hosts: one tenant per host; mapping a host again to its tenant is a no-op.
+    let hosts = [
+        "portal2.alpha.example.com",
+        "portal.alpha.example.com",
+        "portal-2.alpha.example.com",
+    ];
+    for h in hosts {
+        assert_eq!(storage.add_tenant_host(a.id, h).await.expect("storage"), Ok(()), "{h}");
+    }
+    assert_eq!(
+        storage
+            .add_tenant_host(a.id, "portal.alpha.example.com")
+            .await
+            .expect("storage"),
+        Ok(()),
+        "the same tenant maps the same host again"
+    );
+    let taken = storage
+        .add_tenant_host(b.id, "portal.alpha.example.com")
+        .await
+        .expect("storage");
+    assert_eq!(
+        taken,
+        Err(CommandError::AlreadyExists {
+            entity: "tenant host",
+            value: "portal.alpha.example.com".to_owned(),
+        })
+    );
+    assert_eq!(
+        storage
+            .add_tenant_host(b.id, "portal.beta.example.com")
+            .await
+            .expect("storage"),
+        Ok(())
+    );
+    // Byte order, whatever the database's collation: '-' < '.' < '2'.
+    assert_eq!(
+        storage.list_tenant_hosts(a.id).await.expect("storage"),
+        [
+            "portal-2.alpha.example.com",
+            "portal.alpha.example.com",
+            "portal2.alpha.example.com"
+        ]
+    );
+    assert_eq!(
+        storage.list_tenant_hosts(b.id).await.expect("storage"),
+        ["portal.beta.example.com"]
+    );
+    assert_eq!(
+        storage
+            .tenant_for_host("portal.alpha.example.com")
+            .await
+            .expect("storage"),
+        Some(a.id)
+    );
+    assert_eq!(
+        storage
+            .tenant_for_host("portal.beta.example.com")
+            .await
+            .expect("storage"),
+        Some(b.id)
+    );
+    assert_eq!(
+        storage.tenant_for_host("unknown.example.com").await.expect("storage"),
+        None
+    );
+
+    // Sessions: read and ended only within their tenant; a token hash is issued once.
+    let now = clock.now();
+    let s1 = session(1, a.id, ua, now);
+    storage.insert_staff_session(&s1).await.expect("inserted");
+    assert_eq!(
+        storage.staff_session(a.id, &s1.token_hash).await.expect("storage"),
+        Some(s1.clone())
+    );
+    assert_eq!(
+        storage.staff_session(b.id, &s1.token_hash).await.expect("storage"),
+        None
+    );
+    let twice = storage
+        .insert_staff_session(&session(1, a.id, tech, now))
+        .await
+        .expect_err("a token hash is issued once");
+    assert!(matches!(twice, StorageError::Invariant(_)), "{twice:?}");
+    assert_eq!(
+        storage.staff_session(a.id, &s1.token_hash).await.expect("storage"),
+        Some(s1.clone()),
+        "the refused insert changed nothing"
+    );
+    assert!(
+        !storage
+            .delete_staff_session(b.id, &s1.token_hash)
+            .await
+            .expect("storage")
+    );
+    assert!(
+        storage
+            .staff_session(a.id, &s1.token_hash)
+            .await
+            .expect("storage")
+            .is_some()
+    );
+    assert!(
+        storage
+            .delete_staff_session(a.id, &s1.token_hash)
+            .await
+            .expect("storage")
+    );
+    assert!(
+        storage
+            .staff_session(a.id, &s1.token_hash)
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    assert!(
+        !storage
+            .delete_staff_session(a.id, &s1.token_hash)
+            .await
+            .expect("storage")
+    );
+
+    for s in [
+        session(2, a.id, ua, now),
+        session(3, a.id, ua, now),
+        session(4, a.id, tech, now),
+    ] {
+        storage.insert_staff_session(&s).await.expect("inserted");
+    }
+    assert_eq!(storage.delete_staff_sessions_of(b.id, ua).await.expect("storage"), 0);
+    assert_eq!(storage.delete_staff_sessions_of(a.id, ua).await.expect("storage"), 2);
+    assert_eq!(storage.delete_staff_sessions_of(a.id, ua).await.expect("storage"), 0);
+    let tech_session = session(4, a.id, tech, now);
+    assert_eq!(
+        storage
+            .staff_session(a.id, &tech_session.token_hash)
+            .await
+            .expect("storage"),
+        Some(tech_session.clone()),
+        "another user's session stays"
+    );
+
+    // Passwords: setting one ends every session of that user, and only theirs.
+    let (h1, h2) = (
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$first",
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$second",
+    );
+    assert_eq!(storage.password_hash(a.id, ua).await.expect("storage"), None);
+    storage.set_password_hash(a.id, ua, h1, clock.now()).await.expect("set");
+    assert_eq!(
+        storage.password_hash(a.id, ua).await.expect("storage").as_deref(),
+        Some(h1)
+    );
+    assert_eq!(storage.password_hash(b.id, ua).await.expect("storage"), None);
+    assert_eq!(storage.password_hash(a.id, tech).await.expect("storage"), None);
+    let (s5, s6) = (session(5, a.id, ua, now), session(6, a.id, ua, now));
+    for s in [&s5, &s6] {
+        storage.insert_staff_session(s).await.expect("inserted");
+    }
+    storage
+        .set_password_hash(a.id, ua, h2, clock.now())
+        .await
+        .expect("set again");
+    assert_eq!(
+        storage.password_hash(a.id, ua).await.expect("storage").as_deref(),
+        Some(h2)
+    );
+    for s in [&s5, &s6] {
+        assert!(
+            storage
+                .staff_session(a.id, &s.token_hash)
+                .await
+                .expect("storage")
+                .is_none(),
+            "a new password ends the user's sessions"
+        );
+    }
+    assert!(
+        storage
+            .staff_session(a.id, &tech_session.token_hash)
+            .await
+            .expect("storage")
+            .is_some()
+    );
+    storage.set_password_hash(b.id, ub, h1, clock.now()).await.expect("set");
+    assert_eq!(
+        storage.password_hash(b.id, ub).await.expect("storage").as_deref(),
+        Some(h1)
+    );
+    assert_eq!(
+        storage.password_hash(a.id, ua).await.expect("storage").as_deref(),
+        Some(h2)
+    );
+
+    // Expiry: a session works while now < expires_at; the sweep covers every tenant and keeps
+    // an expired session readable until it runs.
+    assert!(storage.delete_staff_sessions_of(a.id, tech).await.expect("storage") == 1);
+    let now = clock.now();
+    let live = session(10, a.id, ua, now);
+    let old = session(11, a.id, ua, now - STAFF_SESSION_LIFETIME - Duration::hours(1));
+    let edge = session(12, a.id, tech, now - STAFF_SESSION_LIFETIME);
+    let almost = session(13, a.id, tech, now - STAFF_SESSION_LIFETIME + Duration::milliseconds(1));
+    let b_old = session(14, b.id, ub, now - Duration::days(2));
+    let b_live = session(15, b.id, ub, now);
+    for s in [&live, &old, &edge, &almost, &b_old, &b_live] {
+        storage.insert_staff_session(s).await.expect("inserted");
+    }
+    assert_eq!(
+        storage.staff_session(a.id, &old.token_hash).await.expect("storage"),
+        Some(old.clone()),
+        "an expired session reads back until the sweep"
+    );
+    assert_eq!(storage.delete_expired_staff_sessions(now).await.expect("storage"), 3);
+    for (s, kept) in [
+        (&live, true),
+        (&old, false),
+        (&edge, false),
+        (&almost, true),
+        (&b_old, false),
+        (&b_live, true),
+    ] {
+        assert_eq!(
+            storage
+                .staff_session(s.tenant_id, &s.token_hash)
+                .await
+                .expect("storage"),
+            kept.then(|| s.clone()),
+            "session expiring at {}",
+            s.expires_at
+        );
+    }
+    assert_eq!(storage.delete_expired_staff_sessions(now).await.expect("storage"), 0);
+
+    // Sign-in attempts: counted per tenant and key in fixed windows.
+    let window = sign_in_window(now);
+    let next = window + Duration::minutes(SIGN_IN_WINDOW_MINUTES);
+    let account = "account:admin@alpha.example.com";
+    let address = "address:192.0.2.7";
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            storage
+                .count_sign_in_attempt(a.id, account, window)
+                .await
+                .expect("storage"),
+        );
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(a.id, address, window)
+            .await
+            .expect("storage"),
+        1
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(b.id, account, window)
+            .await
+            .expect("storage"),
+        1
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(a.id, account, window)
+            .await
+            .expect("storage"),
+        4
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(a.id, account, next)
+            .await
+            .expect("storage"),
+        1
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(a.id, account, next)
+            .await
+            .expect("storage"),
+        2
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(a.id, address, window)
+            .await
+            .expect("storage"),
+        2
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(b.id, account, window)
+            .await
+            .expect("storage"),
+        2
+    );
+
+    // Concurrent attempts never share a number.
+    let key = "address:198.51.100.20";
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let storage = storage.clone();
+        attempts.spawn(async move { storage.count_sign_in_attempt(a.id, key, next).await });
+    }
+    let mut counts: Vec<u32> = attempts
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.expect("storage"))
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
+    assert_eq!(
+        storage.count_sign_in_attempt(a.id, key, next).await.expect("storage"),
+        21
+    );
+}
+
+/// The open tasks assigned to a staff user in active portals (DASH-2), in phase, task and id
+/// order, keyset-paged; and task counts of a list of portals (DASH-1).
+pub async fn assigned_tasks_and_task_counts(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let tech = engine
+        .create_staff_user(&admin, email("tech@acme.example.com"), name("Tess Tech"), &[])
+        .await
+        .expect("user");
+    let other = engine
+        .create_staff_user(&admin, email("otto@acme.example.com"), name("Otto Other"), &[])
+        .await
+        .expect("user");
+    let (_, _, onboarding) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let (_, _, draft) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let (_, _, second) = fixtures::portal(&engine, &admin, &fixtures::sized_template(2, 3), true).await;
+    for portal in [onboarding, draft, second] {
+        let ids: Vec<TaskId> = state(&engine, &admin, portal)
+            .await
+            .tasks
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        engine
+            .bulk_reassign(&admin, portal, &ids, Some(tech))
+            .await
+            .expect("assigned");
+    }
+    let s = state(&engine, &admin, onboarding).await;
+    let docs = task_by_title(&s, "Upload network diagrams").clone();
+    engine
+        .assign_task(&admin, onboarding, docs.id, docs.version, Some(other))
+        .await
+        .expect("assigned");
+    let kickoff = task_by_title(&s, "Kick-off meeting").clone();
+    engine
+        .complete_task(&admin, onboarding, kickoff.id, kickoff.version, None)
+        .await
+        .expect("completed");
+    let msa = task_by_title(
+        &state(&engine, &admin, onboarding).await,
+        "Sign the master services agreement",
+    )
+    .clone();
+    let reason = Reason::parse("Signed on paper during the kick-off").expect("reason");
+    engine
+        .complete_task(&admin, onboarding, msa.id, msa.version, Some(reason))
+        .await
+        .expect("completed");
+    let first = state(&engine, &admin, second).await.tasks[0].clone();
+    engine
+        .complete_task(&admin, second, first.id, first.version, None)
+        .await
+        .expect("completed");
+
+    // What the reference order gives, from the portals as loaded.
+    let expected = |states: Vec<PortalState>, user: StaffUserId| {
+        let mut items: Vec<AssignedTask> = states
+            .iter()
+            .filter(|s| s.portal.status == PortalStatus::Active)
+            .flat_map(|s| {
+                s.tasks
+                    .iter()
+                    .filter(move |t| t.assignee == Some(user) && t.status != TaskStatus::Completed)
+                    .map(move |t| AssignedTask {
+                        portal_name: s.portal.name.clone(),
+                        phase_position: s.phase(t.phase_id).expect("its phase").position,
+                        task: t.clone(),
+                    })
+            })
+            .collect();
+        items.sort_by_key(AssignedTask::cursor);
+        items
+    };
+    let mut states = Vec::new();
+    for portal in [onboarding, draft, second] {
+        states.push(state(&engine, &admin, portal).await);
+    }
+    let mine = expected(states.clone(), tech);
+    // Onboarding: 7 tasks less one of Otto's and two completed; second: 6 less one completed.
+    assert_eq!(mine.len(), 4 + 5);
+    assert!(mine.iter().all(|a| a.task.portal_id != draft));
+    let all = storage
+        .list_assigned_tasks(tenant.id, tech, PageRequest::first(500))
+        .await
+        .expect("storage");
+    assert_eq!(all, mine);
+    assert!(all.windows(2).all(|w| w[0].cursor() < w[1].cursor()));
+    assert!(
+        all.windows(2).any(|w| w[0].task.portal_id != w[1].task.portal_id),
+        "the portals' tasks interleave by phase position"
+    );
+
+    for limit in [1, 2, 4] {
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = storage
+                .list_assigned_tasks(tenant.id, tech, PageRequest { after, limit })
+                .await
+                .expect("storage");
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = Some(last.cursor());
+            paged.extend(page);
+        }
+        assert_eq!(paged, all, "pages of {limit}");
+    }
+
+    let ottos = storage
+        .list_assigned_tasks(tenant.id, other, PageRequest::first(50))
+        .await
+        .expect("storage");
+    assert_eq!(ottos, expected(states.clone(), other));
+    assert_eq!(ottos.iter().map(|a| a.task.id).collect::<Vec<_>>(), [docs.id]);
+    let Principal::Staff(me) = &admin else {
+        panic!("a staff principal")
+    };
+    assert!(
+        storage
+            .list_assigned_tasks(tenant.id, me.user_id, PageRequest::first(50))
+            .await
+            .expect("storage")
+            .is_empty()
+    );
+
+    // Another tenant's assignments stay in that tenant.
+    let (b, admin_b) = fixtures::tenant(&engine, "beta").await;
+    let Principal::Staff(pb) = &admin_b else {
+        panic!("a staff principal")
+    };
+    let (_, _, b_portal) = fixtures::portal(&engine, &admin_b, &fixtures::small_template(), true).await;
+    let b_ids: Vec<TaskId> = state(&engine, &admin_b, b_portal)
+        .await
+        .tasks
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    engine
+        .bulk_reassign(&admin_b, b_portal, &b_ids, Some(pb.user_id))
+        .await
+        .expect("assigned");
+    let theirs = storage
+        .list_assigned_tasks(b.id, pb.user_id, PageRequest::first(50))
+        .await
+        .expect("storage");
+    assert_eq!(
+        theirs,
+        expected(vec![state(&engine, &admin_b, b_portal).await], pb.user_id)
+    );
+    assert_eq!(theirs.len(), 7);
+    for (t, u) in [(b.id, tech), (tenant.id, pb.user_id)] {
+        assert!(
+            storage
+                .list_assigned_tasks(t, u, PageRequest::first(50))
+                .await
+                .expect("storage")
+                .is_empty()
+        );
+    }
+
+    // Task counts, in the order asked; ids of no portal of the tenant are left out.
+    let (_, _, empty) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    for phase in state(&engine, &admin, empty).await.phases {
+        engine
+            .portal_command(&admin, empty, |ctx, st| {
+                commands::draft::delete_phase(&admin, ctx, st, phase.id)
+            })
+            .await
+            .expect("phase deleted");
+    }
+    let unknown = PortalId::from_uuid(uuid::Uuid::from_u128(7));
+    let counts = storage
+        .task_counts(tenant.id, &[second, unknown, onboarding, b_portal, empty, draft])
+        .await
+        .expect("storage");
+    let count = |portal, total, completed| PortalTaskCounts {
+        portal,
+        total,
+        completed,
+    };
+    assert_eq!(
+        counts,
+        [
+            count(second, 6, 1),
+            count(onboarding, 7, 2),
+            count(empty, 0, 0),
+            count(draft, 7, 0)
+        ]
+    );
+    assert!(storage.task_counts(tenant.id, &[]).await.expect("storage").is_empty());
+    assert_eq!(
+        storage
+            .task_counts(b.id, &[onboarding, b_portal])
+            .await
+            .expect("storage"),
+        [count(b_portal, 7, 0)]
+    );
+
+    // Activating the draft brings its tasks in.
+    let v = state(&engine, &admin, draft).await.portal.version;
+    engine
+        .transition_portal(
+            &admin,
+            draft,
+            TransitionRequest {
+                to: PortalStatus::Active,
+                expected_version: v,
+                confirm: false,
+            },
+        )
+        .await
+        .expect("activated");
+    let mut states = Vec::new();
+    for portal in [onboarding, draft, second] {
+        states.push(state(&engine, &admin, portal).await);
+    }
+    let now_mine = storage
+        .list_assigned_tasks(tenant.id, tech, PageRequest::first(500))
+        .await
+        .expect("storage");
+    assert_eq!(now_mine.len(), 9 + 7);
+    assert_eq!(now_mine, expected(states, tech));
+}
+
 /// Every scenario, by name, for embedders who run the suite in a loop.
 pub const SCENARIOS: &[&str] = &[
     "tenants_roles_and_staff",
@@ -1287,4 +1855,6 @@ pub const SCENARIOS: &[&str] = &[
     "outcome_commit_is_atomic",
     "contact_uniqueness",
     "large_portal",
+    "auth_hosts_sessions_and_attempts",
+    "assigned_tasks_and_task_counts",
 ];

@@ -26,6 +26,7 @@ use crate::value::{DayOffset, Description, ItemText, Name, Priority, Title};
 
 /// A new task for a draft portal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskInput {
     /// Title.
     pub title: Title,
@@ -56,6 +57,7 @@ pub struct TaskInput {
 /// Changes to a task; `None` leaves a field as it is. Only the first four may change in an active
 /// portal.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskPatch {
     /// New title.
     pub title: Option<Title>,
@@ -65,6 +67,7 @@ pub struct TaskPatch {
     pub priority: Option<Priority>,
     /// New due date (`Some(None)` clears it).
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<chrono::NaiveDate>))]
     pub due_date: Option<Option<chrono::NaiveDate>>,
     /// New owner (draft only).
     pub owner: Option<TaskOwner>,
@@ -72,6 +75,7 @@ pub struct TaskPatch {
     pub evidence: Option<EvidenceType>,
     /// New due offset (draft only; `Some(None)` clears it).
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DayOffset>))]
     pub due_offset: Option<Option<DayOffset>>,
     /// New dependencies (draft only).
     pub depends_on: Option<Vec<TaskId>>,

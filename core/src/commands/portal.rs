@@ -24,6 +24,7 @@ use crate::value::Name;
 
 /// A request to start onboarding a company from a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartOnboarding {
     /// The new portal's name.
     pub name: Name,
@@ -36,6 +37,7 @@ pub struct StartOnboarding {
 
 /// A request to move a portal through its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionRequest {
     /// The status to move to.
     pub to: PortalStatus,

@@ -22,6 +22,8 @@ macro_rules! conformance {
                 outcome_commit_is_atomic,
                 contact_uniqueness,
                 large_portal,
+                auth_hosts_sessions_and_attempts,
+                assigned_tasks_and_task_counts,
             );
         }
     };

@@ -1,6 +1,7 @@
 //! The one integration-test binary of the workspace: the conformance suite stamped out per
 //! backend, plus migration parity, differential, concurrency and end-to-end tests.
 
+mod api;
 mod concurrency;
 mod conformance;
 mod differential;

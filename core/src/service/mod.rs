@@ -3,6 +3,11 @@
 
 use std::sync::Arc;
 
+mod admin;
+mod dashboard;
+
+pub use dashboard::PortalSummary;
+
 use crate::activity::ActivityEvent;
 use crate::commands::portal::{StartOnboarding, TransitionRequest};
 use crate::commands::{self, Ctx, allow};

@@ -1,0 +1,438 @@
+//! Who is asking: the tenant by host (BRD-2) and the staff session (AUTH-6).
+//!
+//! - [`TenantHost`] resolves the request's `Host` to a tenant through the tenant host table; a
+//!   local host (`localhost`, `127.0.0.1`, `[::1]`) falls back to the configured default tenant;
+//!   any other host is answered 404 `unknown_host`.
+//! - [`Staff`] authenticates a staff session carried as `Authorization: Bearer <token>` or as the
+//!   [`SESSION_COOKIE`] cookie. A cookie-carried unsafe request (anything but GET, HEAD, OPTIONS)
+//!   must also send the session's CSRF token in [`CSRF_HEADER`]; a bearer token is not sent by
+//!   browsers on their own, so it needs none.
+//! - `POST /api/v1/auth/sign-in` checks the password with argon2id on the blocking pool, counts
+//!   the attempt per account and per client address first, and answers a wrong password and an
+//!   unknown email alike, in about the same time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use portal_core::auth::{self, SecretToken, StaffSession, TokenHash};
+use portal_core::id::{StaffUserId, TenantId};
+use portal_core::policy::{Principal, StaffPrincipal};
+use portal_core::tenant::{PermissionSet, StaffUser};
+
+use portal_core::value::Email;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody, Json};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "portal_session";
+/// The header a cookie-carried unsafe request sends the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The tenant the request's host belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantHost(pub TenantId);
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.ends_with(".localhost")
+}
+
+impl FromRequestParts<AppState> for TenantHost {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(t) = parts.extensions.get::<Self>() {
+            return Ok(*t);
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.host())
+            .and_then(auth::normalise_host)
+            .ok_or(ApiError::UnknownHost)?;
+        let tenant = match state
+            .storage
+            .tenant_for_host(&host)
+            .await
+            .map_err(|e| ApiError::Service(e.into()))?
+        {
+            Some(t) => t,
+            None if is_local(&host) => state.settings.default_tenant.ok_or(ApiError::UnknownHost)?,
+            None => return Err(ApiError::UnknownHost),
+        };
+        parts.extensions.insert(Self(tenant));
+        Ok(Self(tenant))
+    }
+}
+
+/// How the session token came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Bearer,
+    Cookie,
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<(&str, Carrier)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or("");
+        let token = text
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, t)| t.trim());
+        return Some((token, Carrier::Bearer));
+    }
+    cookie(headers, SESSION_COOKIE).map(|t| (t, Carrier::Cookie))
+}
+
+/// Compares two strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A signed-in staff user: the principal every handler passes to the engine.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// The principal, with the union of the user's roles' permissions.
+    pub principal: Principal,
+    /// The user.
+    pub user_id: StaffUserId,
+    /// The session's stored hash.
+    pub session: TokenHash,
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Staff {
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> TenantId {
+        self.principal.tenant_id()
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let TenantHost(tenant) = TenantHost::from_request_parts(parts, state).await?;
+        let (text, carrier) = presented_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        let token = SecretToken::parse(text).map_err(|_| ApiError::InvalidSession)?;
+        let session = state
+            .storage
+            .staff_session(tenant, &token.hash())
+            .await
+            .map_err(|e| ApiError::Service(e.into()))?
+            .ok_or(ApiError::InvalidSession)?;
+        if !session.is_live(state.clock.now()) {
+            return Err(ApiError::SessionExpired);
+        }
+        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if carrier == Carrier::Cookie && unsafe_method {
+            let sent = parts.headers.get(CSRF_HEADER).map_or(&b""[..], HeaderValue::as_bytes);
+            if !constant_time_eq(sent, token.derive("csrf").as_bytes()) {
+                return Err(ApiError::CsrfTokenInvalid);
+            }
+        }
+        let storage_error = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+        let user = state
+            .storage
+            .get_staff_user(tenant, session.user_id)
+            .await
+            .map_err(storage_error)?
+            .filter(|u| u.active)
+            .ok_or(ApiError::InvalidSession)?;
+        let roles = state.storage.list_roles(tenant).await.map_err(storage_error)?;
+        let principal = Principal::Staff(StaffPrincipal {
+            tenant_id: tenant,
+            user_id: user.id,
+            permissions: user.permissions(&roles),
+            email: user.email,
+        });
+        Ok(Self {
+            principal,
+            user_id: session.user_id,
+            session: session.token_hash,
+            expires_at: session.expires_at,
+        })
+    }
+}
+
+/// The client's address (the peer of the connection), for the per-address sign-in limit. Behind
+/// a reverse proxy every client shares the proxy's address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        ))
+    }
+}
+
+/// The staff routes of `/api/v1/auth`.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(current_session))
+}
+
+/// A sign-in request.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SignIn {
+    /// The staff user's email.
+    pub email: Email,
+    /// The password.
+    #[schema(max_length = 256, format = Password)]
+    pub password: String,
+}
+
+/// A staff user as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StaffUserView {
+    /// The user.
+    #[serde(flatten)]
+    pub user: StaffUser,
+    /// The effective permissions (the union of the user's roles').
+    #[schema(value_type = Vec<portal_core::tenant::Permission>)]
+    pub permissions: PermissionSet,
+}
+
+/// A session: the token is only ever shown here, once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionCreated {
+    /// The session token, for `Authorization: Bearer <token>`; also set as the session cookie.
+    pub token: String,
+    /// The CSRF token a cookie-carried unsafe request sends in `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
+    pub user: StaffUserView,
+}
+
+/// The current session, without its token.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
+    pub user: StaffUserView,
+}
+
+/// Signs a staff user in with email and password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/sign-in",
+    tag = "auth",
+    security(()),
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set.", body = SessionCreated),
+        (status = 401, description = "Wrong email or password (`invalid_credentials`).", body = ErrorBody),
+        (status = 404, description = "No tenant at this host (`unknown_host`).", body = ErrorBody),
+        (status = 422, description = "The body is not a sign-in request (`invalid_body`).", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account or address (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn sign_in(
+    State(state): State<AppState>,
+    TenantHost(tenant): TenantHost,
+    ClientAddr(address): ClientAddr,
+    Json(request): Json<SignIn>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    if request.password.chars().count() > auth::MAX_PASSWORD_CHARS {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let window = auth::sign_in_window(now);
+    let storage = &state.storage;
+    let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+    let by_address = storage
+        .count_sign_in_attempt(tenant, &auth::address_key(address), window)
+        .await
+        .map_err(service)?;
+    let by_account = storage
+        .count_sign_in_attempt(tenant, &auth::account_key(&request.email), window)
+        .await
+        .map_err(service)?;
+    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS || by_account > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
+        tracing::warn!(%address, by_address, by_account, "sign-in attempts over the limit");
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: auth::retry_after_seconds(now),
+        });
+    }
+    let user = storage
+        .find_staff_user_by_email(tenant, &request.email)
+        .await
+        .map_err(service)?;
+    let stored = match &user {
+        Some(u) => storage.password_hash(tenant, u.id).await.map_err(service)?,
+        None => None,
+    };
+    let password = request.password;
+    let matches = tokio::task::spawn_blocking(move || match &stored {
+        Some(hash) => auth::verify_password(&password, hash),
+        None => {
+            // The same work for an unknown account as for a wrong password.
+            let _ = auth::verify_password(&password, auth::decoy_password_hash());
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|u| matches && u.active) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let mut bytes = [0u8; 32];
+    state.entropy.fill(&mut bytes);
+    let token = SecretToken::from_bytes(bytes);
+    let session = StaffSession::start(&token, tenant, user.id, now);
+    storage.insert_staff_session(&session).await.map_err(service)?;
+    let _removed = storage.delete_expired_staff_sessions(now).await;
+    let view = user_view(&state, user).await?;
+    tracing::info!(user = %view.user.id, "staff user signed in");
+    let body = SessionCreated {
+        token: token.encode(),
+        csrf_token: token.derive("csrf"),
+        expires_at: session.expires_at,
+        user: view,
+    };
+    let cookie = session_cookie(
+        &token.encode(),
+        auth::STAFF_SESSION_LIFETIME.num_seconds(),
+        state.settings.secure_cookies,
+    );
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+async fn user_view(state: &AppState, user: StaffUser) -> Result<StaffUserView, ApiError> {
+    let roles = state
+        .storage
+        .list_roles(user.tenant_id)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?;
+    let permissions = user.permissions(&roles);
+    Ok(StaffUserView { user, permissions })
+}
+
+/// Ends the current session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/sign-out",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Signed out; the session no longer works and the cookie is cleared."),
+        (status = 401, description = "No valid session (`unauthenticated`, `invalid_session`, `session_expired`).", body = ErrorBody),
+        (status = 403, description = "A cookie-carried request without the CSRF token (`csrf_token_invalid`).", body = ErrorBody),
+    )
+)]
+async fn sign_out(State(state): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+    state
+        .storage
+        .delete_staff_session(staff.tenant(), &staff.session)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie("", 0, state.settings.secure_cookies)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// The signed-in user and when the session ends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/session",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The current session.", body = SessionInfo),
+        (status = 401, description = "No valid session (`unauthenticated`, `invalid_session`, `session_expired`).", body = ErrorBody),
+    )
+)]
+async fn current_session(State(state): State<AppState>, staff: Staff) -> Result<Json<SessionInfo>, ApiError> {
+    let user = state
+        .storage
+        .get_staff_user(staff.tenant(), staff.user_id)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?
+        .ok_or(ApiError::InvalidSession)?;
+    Ok(Json(SessionInfo {
+        expires_at: staff.expires_at,
+        user: user_view(&state, user).await?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_bearer_tokens_are_found() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; portal_session=abc ; b=2"),
+        );
+        assert_eq!(presented_token(&h), Some(("abc", Carrier::Cookie)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
+        assert_eq!(presented_token(&h), Some(("xyz", Carrier::Bearer)));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
+        assert_eq!(presented_token(&h), Some(("", Carrier::Bearer)));
+    }
+
+    #[test]
+    fn session_cookies_are_http_only_lax_and_secure_on_https() {
+        let c = session_cookie("t", 60, true);
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.ends_with("; Secure"),
+            "{c}"
+        );
+        assert!(!session_cookie("t", 60, false).contains("Secure"));
+    }
+
+    #[test]
+    fn constant_time_comparison_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
