@@ -8,9 +8,10 @@ use crate::lifecycle::PortalStatus;
 use crate::policy::AccessDenied;
 use crate::task::TaskStatus;
 
-/// A value that failed validation at the boundary.
+/// A value that failed validation at the boundary. Serialised with its variant under `problem`, so
+/// that inside [`CommandError::Value`] (tagged `type`) no key repeats.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "problem", rename_all = "snake_case")]
 pub enum ValueError {
     /// An empty (or all white space) value where one is required.
     #[error("`{field}` must not be empty")]
@@ -301,5 +302,17 @@ impl CommandError {
             Self::AlreadyExists { .. } => "already_exists",
             Self::BadOrder { .. } => "bad_order",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_error_inside_a_command_error_serialises_without_repeated_keys() {
+        let e = CommandError::Value(ValueError::Empty { field: "name" });
+        let text = serde_json::to_string(&e).expect("serialises");
+        assert_eq!(text, r#"{"type":"value","problem":"empty","field":"name"}"#);
     }
 }

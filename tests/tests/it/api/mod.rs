@@ -2,6 +2,8 @@
 //! sessions, and a client that speaks for one of them.
 
 mod auth;
+mod bad_input;
+mod demo;
 mod flow;
 mod walk;
 
@@ -218,6 +220,10 @@ impl Api {
 
     pub(crate) async fn post(&self, path: &str, body: &Value) -> Reply {
         self.call(Method::POST, path, Some(body), None).await
+    }
+
+    pub(crate) async fn post_if(&self, path: &str, body: &Value, etag: &str) -> Reply {
+        self.call(Method::POST, path, Some(body), Some(etag)).await
     }
 
     pub(crate) async fn put_if(&self, path: &str, body: &Value, etag: &str) -> Reply {
