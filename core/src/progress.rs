@@ -109,6 +109,8 @@ pub struct Progress {
     pub due: DueCounts,
     /// Each phase, in order.
     pub phases: Vec<PhaseProgress>,
+    /// The day ("today" in the tenant's time zone) the due states were reckoned for (TSK-2).
+    pub as_of: NaiveDate,
 }
 
 fn phase_status(c: &StatusCounts) -> PhaseStatus {
@@ -141,6 +143,7 @@ pub fn progress(phases: &[Phase], tasks: &[Task], today: NaiveDate) -> Progress 
         }
     }
     Progress {
+        as_of: today,
         percent: percent(counts.completed, counts.total()),
         counts,
         due,

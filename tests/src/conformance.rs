@@ -882,6 +882,11 @@ pub async fn draft_editing(storage: Arc<dyn Storage>) {
         .expect("reordered");
     let s6 = state(&engine, &admin, portal).await;
     assert_eq!(s6.phases.iter().map(|p| p.id).collect::<Vec<_>>(), order);
+    assert_eq!(
+        s6.portal.version,
+        s5.portal.version + 1,
+        "the phase order is the portal's: a reorder moves its version"
+    );
     let bad = engine
         .portal_command(&admin, portal, |ctx, st| {
             commands::draft::reorder_phases(&admin, ctx, st, &order[1..])

@@ -17,9 +17,9 @@ use crate::error::CommandError;
 use crate::graph;
 use crate::id::{PhaseId, TaskId};
 use crate::lifecycle::PortalStatus;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, Principal};
-use crate::portal::{MAX_CHECKLIST_ITEMS, MAX_DEPENDENCIES, MAX_PHASES, MAX_TASKS, Phase, PortalState};
+use crate::portal::{MAX_CHECKLIST_ITEMS, MAX_DEPENDENCIES, MAX_PHASES, MAX_TASKS, Phase, Portal, PortalState};
 use crate::task::{ChecklistItem, EvidenceType, Task, TaskOwner, TaskStatus};
 use crate::template::{SurveyQuestionInput, build_survey, check_survey};
 use crate::value::{DayOffset, Description, ItemText, Name, Priority, Title};
@@ -308,7 +308,7 @@ pub fn reorder_phases(
         }
         next.phases.push(p.clone());
     }
-    finish(
+    let mut outcome = finish(
         principal,
         ctx,
         state,
@@ -316,7 +316,19 @@ pub fn reorder_phases(
         EventKind::PhasesReordered,
         "Phases reordered".to_owned(),
         json!({ "order": order }),
-    )
+    )?;
+    // The order of phases is the portal's own: a reorder moves the portal's version, so two
+    // reorders made from the same read cannot both win.
+    let portal = Portal {
+        version: state.portal.version + 1,
+        updated_at: ctx.now,
+        ..state.portal.clone()
+    };
+    outcome.writes.push(Write::UpdatePortal {
+        portal,
+        expected_version: state.portal.version,
+    });
+    Ok(outcome)
 }
 
 fn check_task_lists(checklist: usize, depends_on: usize) -> Result<(), CommandError> {

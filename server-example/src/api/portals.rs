@@ -81,8 +81,9 @@ pub struct PortalOverview {
     pub company_name: Name,
     /// The phases in order, each with its progress.
     pub phases: Vec<PhaseOverview>,
-    /// Every task, in canonical order: by phase position, then task position.
-    pub tasks: Vec<Task>,
+    /// Every task, in canonical order: by phase position, then task position; each with its due
+    /// state as of `progress.as_of` (TSK-2, TSK-3).
+    pub tasks: Vec<TaskView>,
     /// The client contacts.
     pub contacts: Vec<Contact>,
     /// Progress of the whole portal: percentage, counts by status and by due state (in the
@@ -91,6 +92,17 @@ pub struct PortalOverview {
     /// The linked PSA project: filled once the portal is linked to a PSA project (PSA-3); `null`
     /// until then.
     pub psa_project: Option<PsaProjectLink>,
+}
+
+/// A task with its due state (TSK-2): `overdue` when the due date is before today and the task is
+/// not completed, `due_soon` within the next 3 days, otherwise `ok`; `null` without a due date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TaskView {
+    /// The task.
+    #[serde(flatten)]
+    pub task: Task,
+    /// Its due state in the tenant's time zone.
+    pub due_state: Option<portal_core::task::DueState>,
 }
 
 /// The overview after a lifecycle move, with what the move revoked (ONB-5).
@@ -127,7 +139,14 @@ fn build_overview(state: PortalState, progress: Progress, company_name: Name) ->
         portal: state.portal,
         company_name,
         phases,
-        tasks: state.tasks,
+        tasks: state
+            .tasks
+            .into_iter()
+            .map(|task| TaskView {
+                due_state: portal_core::task::due_state(task.due_date, task.status, progress.as_of),
+                task,
+            })
+            .collect(),
         contacts: state.contacts,
         progress,
         psa_project: None,
