@@ -94,6 +94,15 @@ async fn draft_to_completed(store: &TestStore) {
         active["tasks"][0]["due_date"].is_string(),
         "due dates set at activation: {active}"
     );
+    assert_eq!(
+        active["tasks"][0]["due_state"], "due_soon",
+        "due in 3 days (TSK-2): {active}"
+    );
+    assert_eq!(
+        active["tasks"][1]["due_state"],
+        Value::Null,
+        "no due date, no due state"
+    );
 
     // The banner lists it (DASH-1).
     let banner = admin.get("/api/v1/portals?status=active").await.expect(200);
