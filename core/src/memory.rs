@@ -137,6 +137,18 @@ fn insert<K: Copy + Ord, V>(
 }
 
 impl Db {
+    /// Auth rows of a staff user that does not exist are refused, as the SQL backends' foreign
+    /// keys refuse them.
+    fn require_staff_user(&self, tenant: TenantId, user: StaffUserId) -> StorageResult<()> {
+        if self.staff.contains_key(&(tenant, user)) {
+            Ok(())
+        } else {
+            Err(StorageError::Invariant(format!(
+                "auth row for unknown staff user {user}"
+            )))
+        }
+    }
+
     fn check_contact(&self, tenant: TenantId, c: &Contact) -> Result<(), CommandError> {
         for other in tenant_rows(&self.contacts, tenant).filter(|o| o.portal_id == c.portal_id && o.id != c.id) {
             if other.email == c.email {
@@ -692,6 +704,12 @@ impl AuthRepo for MemoryStorage {
     }
     async fn add_tenant_host(&self, tenant: TenantId, host: &str) -> StorageResult<Result<(), CommandError>> {
         let mut db = self.lock();
+        if !db.tenants.contains_key(&tenant) {
+            return Ok(Err(CommandError::NotFound {
+                entity: "tenant",
+                id: tenant.as_uuid(),
+            }));
+        }
         match db.hosts.get(host) {
             Some(t) if *t == tenant => Ok(Ok(())),
             Some(_) => Ok(Err(already("tenant host", &host))),
@@ -721,12 +739,14 @@ impl AuthRepo for MemoryStorage {
         _now: DateTime<Utc>,
     ) -> StorageResult<()> {
         let mut db = self.lock();
+        db.require_staff_user(tenant, user)?;
         db.passwords.insert((tenant, user), hash.to_owned());
         db.sessions.retain(|_, s| !(s.tenant_id == tenant && s.user_id == user));
         Ok(())
     }
     async fn insert_staff_session(&self, session: &StaffSession) -> StorageResult<()> {
         let mut db = self.lock();
+        db.require_staff_user(session.tenant_id, session.user_id)?;
         if db.sessions.contains_key(&session.token_hash) {
             return Err(StorageError::Invariant(
                 "a session token hash was issued twice".to_owned(),
@@ -770,6 +790,11 @@ impl AuthRepo for MemoryStorage {
         window_start: DateTime<Utc>,
     ) -> StorageResult<u32> {
         let mut db = self.lock();
+        if !db.tenants.contains_key(&tenant) {
+            return Err(StorageError::Invariant(format!(
+                "sign-in attempt for unknown tenant {tenant}"
+            )));
+        }
         let entry = db
             .sign_in_attempts
             .entry((tenant, key.to_owned()))

@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use portal_core::auth::{self, SecretToken, StaffSession, TokenHash};
+use portal_core::auth::{self, Password, SecretToken, StaffSession, TokenHash};
 use portal_core::id::{StaffUserId, TenantId};
 use portal_core::policy::{Principal, StaffPrincipal};
 use portal_core::tenant::{PermissionSet, StaffUser};
@@ -201,6 +201,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in))
         .routes(routes!(sign_out))
         .routes(routes!(current_session))
+        .routes(routes!(change_password))
 }
 
 /// A sign-in request.
@@ -310,14 +311,29 @@ async fn sign_in(
     let Some(user) = user.filter(|u| matches && u.active) else {
         return Err(ApiError::InvalidCredentials);
     };
+    let response = start_session(&state, tenant, user, now).await?;
+    let _removed = storage.delete_expired_staff_sessions(now).await;
+    Ok(response)
+}
+
+/// Starts a session for `user` and answers it: the token once in the body, the cookie, no caching.
+async fn start_session(
+    state: &AppState,
+    tenant: TenantId,
+    user: StaffUser,
+    now: DateTime<Utc>,
+) -> Result<Response, ApiError> {
     let mut bytes = [0u8; 32];
     state.entropy.fill(&mut bytes);
     let token = SecretToken::from_bytes(bytes);
     let session = StaffSession::start(&token, tenant, user.id, now);
-    storage.insert_staff_session(&session).await.map_err(service)?;
-    let _removed = storage.delete_expired_staff_sessions(now).await;
-    let view = user_view(&state, user).await?;
-    tracing::info!(user = %view.user.id, "staff user signed in");
+    state
+        .storage
+        .insert_staff_session(&session)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?;
+    let view = user_view(state, user).await?;
+    tracing::info!(user = %view.user.id, "staff session started");
     let body = SessionCreated {
         token: token.encode(),
         csrf_token: token.derive("csrf"),
@@ -337,6 +353,81 @@ async fn sign_in(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A staff user's change of their own password.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({ "current_password": "correct horse battery staple", "new_password": "a much longer passphrase" }))]
+pub struct PasswordChange {
+    /// The password now.
+    #[schema(max_length = 256, format = Password)]
+    pub current_password: String,
+    /// The new password, 12 to 256 characters.
+    #[schema(min_length = 12, max_length = 256, format = Password)]
+    pub new_password: String,
+}
+
+/// Changes the signed-in user's own password. Every session of the user ends (others' devices
+/// included) and a new session is answered, as by sign-in. The current password is checked under
+/// the same per-account limit as sign-in.
+#[utoipa::path(
+    put,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; a new session (every earlier one has ended).", body = SessionCreated),
+        (status = 401, description = "No valid session, or the current password is wrong (`invalid_credentials`).", body = ErrorBody),
+        (status = 403, description = "A cookie-carried request without the CSRF token (`csrf_token_invalid`).", body = ErrorBody),
+        (status = 422, description = "The new password is too short or too long (`invalid_value`).", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    staff: Staff,
+    Json(request): Json<PasswordChange>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let tenant = staff.tenant();
+    let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+    let new_password = Password::new(request.new_password)
+        .map_err(|e| ApiError::Service(portal_core::CommandError::Value(e).into()))?;
+    let user = state
+        .storage
+        .get_staff_user(tenant, staff.user_id)
+        .await
+        .map_err(service)?
+        .ok_or(ApiError::InvalidSession)?;
+    let attempts = state
+        .storage
+        .count_sign_in_attempt(tenant, &auth::account_key(&user.email), auth::sign_in_window(now))
+        .await
+        .map_err(service)?;
+    if attempts > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: auth::retry_after_seconds(now),
+        });
+    }
+    let stored = state.storage.password_hash(tenant, user.id).await.map_err(service)?;
+    let current = request.current_password;
+    let matches = tokio::task::spawn_blocking(move || {
+        current.chars().count() <= auth::MAX_PASSWORD_CHARS
+            && stored.is_some_and(|hash| auth::verify_password(&current, &hash))
+    })
+    .await
+    .unwrap_or(false);
+    if !matches {
+        return Err(ApiError::InvalidCredentials);
+    }
+    crate::setup::set_password(&state, tenant, user.id, new_password)
+        .await
+        .map_err(|e| match e.downcast::<portal_core::storage::StorageError>() {
+            Ok(e) => service(e),
+            Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
+        })?;
+    tracing::info!(user = %user.id, "staff user changed their password");
+    start_session(&state, tenant, user, now).await
 }
 
 fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {

@@ -1301,6 +1301,31 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
         .await
         .expect("user");
 
+    // Auth rows of a tenant or staff user that does not exist are refused.
+    let ghost_tenant = portal_core::id::TenantId::from_uuid(uuid::Uuid::from_u128(7));
+    let ghost_user = StaffUserId::from_uuid(uuid::Uuid::from_u128(7));
+    assert!(matches!(
+        storage
+            .add_tenant_host(ghost_tenant, "ghost.example.com")
+            .await
+            .expect("storage"),
+        Err(CommandError::NotFound { .. })
+    ));
+    assert!(
+        storage
+            .set_password_hash(a.id, ghost_user, "x", clock.now())
+            .await
+            .is_err()
+    );
+    let ghost_session = StaffSession::start(&SecretToken::from_bytes([9; 32]), a.id, ghost_user, clock.now());
+    assert!(storage.insert_staff_session(&ghost_session).await.is_err());
+    assert!(
+        storage
+            .count_sign_in_attempt(ghost_tenant, "account:x@y.example.com", clock.now())
+            .await
+            .is_err()
+    );
+
     // Hosts: one tenant per host; mapping a host again to its tenant is a no-op.
     let hosts = [
         "portal2.alpha.example.com",

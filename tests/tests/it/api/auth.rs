@@ -312,3 +312,65 @@ on_both_backends!(
     api_optimistic_concurrency_and_other_tenants_on_postgres,
     optimistic_concurrency_and_other_tenants
 );
+
+/// A staff user changes their own password: every session ends and a new one is answered.
+async fn changing_ones_own_password(store: &TestStore) {
+    let w = world(store).await;
+    let mut phone = w.signed_in(HOST_A, ADMIN_A).await;
+    let laptop = w.signed_in(HOST_A, ADMIN_A).await;
+    let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    phone
+        .call(
+            Method::PUT,
+            "/api/v1/auth/password",
+            Some(&change("wrong password!", "a new long passphrase")),
+            None,
+        )
+        .await
+        .expect_error(401, "invalid_credentials");
+    phone
+        .call(
+            Method::PUT,
+            "/api/v1/auth/password",
+            Some(&change(PASSWORD, "short")),
+            None,
+        )
+        .await
+        .expect_error(422, "invalid_value");
+    let changed = phone
+        .call(
+            Method::PUT,
+            "/api/v1/auth/password",
+            Some(&change(PASSWORD, "a new long passphrase")),
+            None,
+        )
+        .await
+        .expect(200);
+    // Both earlier sessions ended; the answered one works.
+    phone
+        .get("/api/v1/auth/session")
+        .await
+        .expect_error(401, "invalid_session");
+    laptop
+        .get("/api/v1/auth/session")
+        .await
+        .expect_error(401, "invalid_session");
+    phone.token = changed["token"].as_str().map(str::to_owned);
+    phone.get("/api/v1/auth/session").await.expect(200);
+    let mut again = w.client(HOST_A);
+    again.sign_in(ADMIN_A, "a new long passphrase").await;
+    w.client(HOST_A)
+        .post(
+            "/api/v1/auth/sign-in",
+            &json!({ "email": ADMIN_A, "password": PASSWORD }),
+        )
+        .await
+        .expect_error(401, "invalid_credentials");
+    w.stop().await;
+}
+
+on_both_backends!(
+    api_changing_ones_own_password_on_sqlite,
+    api_changing_ones_own_password_on_postgres,
+    changing_ones_own_password
+);

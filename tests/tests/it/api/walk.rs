@@ -28,6 +28,7 @@ const PUBLIC: &[(&str, &str)] = &[
 const SELF_SERVICE: &[(&str, &str)] = &[
     ("get", "/api/v1/auth/session"),
     ("post", "/api/v1/auth/sign-out"),
+    ("put", "/api/v1/auth/password"),
     ("get", "/api/v1/tenant"),
     ("get", "/api/v1/tenant/hosts"),
 ];
@@ -42,6 +43,13 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
         // auth
         ("get", "/api/v1/auth/session", None),
         ("post", "/api/v1/auth/sign-out", None),
+        // A wrong current password: another tenant's administrator must not end their own session.
+        (
+            "put",
+            "/api/v1/auth/password",
+            Some(json!({ "current_password": "not the password",
+            "new_password": "hijacked password!" })),
+        ),
         // tenant and staff
         ("get", "/api/v1/tenant", None),
         (
