@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use crate::id::{CompanyId, EventId, PortalId, TenantId};
 
-/// What happened. Stored as its lower-case name.
+/// What happened. Stored as its lower-case name, which must be a row of the `event_kind` table of
+/// both backends: a new kind comes with a paired migration that inserts it (a test compares
+/// [`EventKind::ALL`] with the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +51,8 @@ pub enum EventKind {
     CommentAdded,
     QuestionAsked,
     ContactAdded,
+    ContactUpdated,
+    ContactRemoved,
 }
 
 crate::string_enum!(EventKind {
@@ -89,6 +93,8 @@ crate::string_enum!(EventKind {
     CommentAdded => "comment_added",
     QuestionAsked => "question_asked",
     ContactAdded => "contact_added",
+    ContactUpdated => "contact_updated",
+    ContactRemoved => "contact_removed",
 });
 
 /// The kind of principal behind an event.

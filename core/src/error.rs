@@ -232,8 +232,11 @@ pub enum CommandError {
         /// What is empty.
         what: &'static str,
     },
-    /// CON-1: more than one primary contact, or none where activation needs one.
-    #[error("a portal needs exactly one primary contact to be activated, and never more than one (found {primaries})")]
+    /// CON-1: more than one primary contact, or none where activation (or an active portal) needs
+    /// one.
+    #[error(
+        "a portal needs exactly one primary contact to be activated and while it is active, and never more than one (found {primaries})"
+    )]
     PrimaryContact {
         /// Primary contacts found.
         primaries: usize,

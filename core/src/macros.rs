@@ -1,7 +1,8 @@
 //! The `string_enum!` macro: enums stored and sent as lower-case strings.
 
 /// Gives an enum `as_str`, `ALL`, `Display` and `FromStr` over a fixed table of lower-case names,
-/// the same names the databases' CHECK constraints list.
+/// the same names the databases' CHECK constraints list (for event kinds, the rows of the
+/// `event_kind` table).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! string_enum {

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::activity::{ActivityEvent, Actor, ActorKind, EventKind};
+use crate::commands::contact::ContactPatch;
 use crate::commands::draft::{TaskInput, TaskPatch};
 use crate::commands::portal::{StartOnboarding, TransitionRequest};
 use crate::company::{Company, Site};
@@ -54,6 +55,7 @@ use crate::value::{CommentBody, DayOffset, Description, Email, Hours, ItemText, 
     TemplateInput,
     PortalState,
     ContactInput,
+    ContactPatch,
     Task,
     Comment,
     DueState,
@@ -762,6 +764,33 @@ fn requests_match_their_schemas() {
         primary: true,
     };
     check(&s, "ContactInput", &contact);
+    check(&s, "ContactPatch", &ContactPatch::default());
+    check(
+        &s,
+        "ContactPatch",
+        &ContactPatch {
+            name: Some(name("Sam Other")),
+            email: Some(email("sam.other@client.example.org")),
+            role: Some(ContactRole::Finance),
+            primary: Some(false),
+        },
+    );
+    // Absent and null leave a field as it is; a request may send just one field.
+    let patch = s.validator("ContactPatch");
+    assert_same_verdict::<ContactPatch>(
+        &patch,
+        "ContactPatch",
+        &[
+            json!({}),
+            json!({"primary": true}),
+            json!({"primary": null}),
+            json!({"primary": "yes"}),
+            json!({"role": "it"}),
+            json!({"role": "boss"}),
+            json!({"email": 5}),
+            json!({"name": ""}),
+        ],
+    );
     check(
         &s,
         "StartOnboarding",

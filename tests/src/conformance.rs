@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use portal_core::CommandError;
-use portal_core::activity::EventKind;
+use portal_core::activity::{ActivityEvent, EventKind};
 use portal_core::auth::{SIGN_IN_WINDOW_MINUTES, STAFF_SESSION_LIFETIME, SecretToken, StaffSession, sign_in_window};
+use portal_core::commands::contact::ContactPatch;
 use portal_core::commands::draft::{TaskInput, TaskPatch};
-use portal_core::commands::portal::TransitionRequest;
+use portal_core::commands::portal::{StartOnboarding, TransitionRequest};
 use portal_core::commands::{self, Ctx};
-use portal_core::id::{EventId, PortalId, StaffUserId, TaskId};
+use portal_core::id::{ContactId, EventId, PortalId, StaffUserId, TaskId};
 use portal_core::lifecycle::PortalStatus;
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
-use portal_core::portal::PortalState;
+use portal_core::portal::{Contact, ContactInput, ContactRole, PortalState};
 use portal_core::service::{Engine, ServiceError};
 use portal_core::storage::{
     ActivityFilter, AssignedTask, Clock, PageRequest, PortalFilter, PortalTaskCounts, Storage, StorageError,
@@ -1262,6 +1263,363 @@ pub async fn contact_uniqueness(storage: Arc<dyn Storage>) {
     assert_eq!(state(&engine, &admin, portal).await.contacts.len(), 2);
 }
 
+fn contact_input(name_: &str, email_: &str, role: ContactRole, primary: bool) -> ContactInput {
+    ContactInput {
+        name: name(name_),
+        email: email(email_),
+        role,
+        primary,
+    }
+}
+
+fn flag(primary: bool) -> ContactPatch {
+    ContactPatch {
+        primary: Some(primary),
+        ..ContactPatch::default()
+    }
+}
+
+fn contact_of(s: &PortalState, id: ContactId) -> Contact {
+    s.contacts
+        .iter()
+        .find(|c| c.id == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("contact {id}"))
+}
+
+fn primaries(s: &PortalState) -> Vec<ContactId> {
+    s.contacts.iter().filter(|c| c.primary).map(|c| c.id).collect()
+}
+
+/// CON-1 through the engine: contacts added, edited and removed in draft and active portals. The
+/// primary flag moves in one commit whichever contact is older (the store checks "one primary"
+/// at each write, so the old primary must be cleared first), emails stay unique, an active
+/// portal keeps its primary, other statuses refuse, and every change is logged.
+#[allow(clippy::too_many_lines)] // one scenario, told in order
+pub async fn contacts_add_edit_remove(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (company, template, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+    let pat = s.contacts.iter().find(|c| c.primary).expect("Pat is primary").id;
+    let ian = s.contacts.iter().find(|c| !c.primary).expect("Ian is not").id;
+    assert!(contact_of(&s, pat).created_at <= contact_of(&s, ian).created_at && pat < ian);
+
+    // Add a contact to the draft: it reads back as written, after the others.
+    let olga = engine
+        .add_contact(
+            &admin,
+            portal,
+            &contact_input(
+                "Olga Office",
+                "olga@client.example.org",
+                ContactRole::OfficeManager,
+                false,
+            ),
+        )
+        .await
+        .expect("added");
+    assert_eq!((olga.version, olga.primary, olga.portal_id), (1, false, portal));
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(s.contacts.last(), Some(&olga));
+    assert_eq!(engine.list_contacts(&admin, portal).await.expect("list"), s.contacts);
+
+    // The flag moves to a newer contact, then back to the older one: both commit, each in one
+    // outcome, and both rows' versions move on.
+    let ian_now = engine
+        .update_contact(&admin, portal, ian, 1, &flag(true))
+        .await
+        .expect("Ian becomes primary");
+    assert_eq!((ian_now.primary, ian_now.version), (true, 2));
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(primaries(&s), vec![ian]);
+    assert_eq!(contact_of(&s, pat).version, 2, "the former primary's row changed too");
+    assert_eq!(contact_of(&s, ian), ian_now);
+    let pat_now = engine
+        .update_contact(&admin, portal, pat, 2, &flag(true))
+        .await
+        .expect("Pat, the older contact, becomes primary again");
+    assert_eq!((pat_now.primary, pat_now.version), (true, 3));
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(primaries(&s), vec![pat]);
+    assert_eq!(contact_of(&s, ian).version, 3);
+
+    // A new contact added as primary takes the flag in the same commit.
+    let quinn = engine
+        .add_contact(
+            &admin,
+            portal,
+            &contact_input("Quinn", "quinn@client.example.org", ContactRole::DecisionMaker, true),
+        )
+        .await
+        .expect("added as primary");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(primaries(&s), vec![quinn.id]);
+    assert_eq!(contact_of(&s, pat).version, 4);
+
+    // Emails are unique per portal, whatever their case; a stale version changes nothing.
+    let dup = engine
+        .add_contact(
+            &admin,
+            portal,
+            &contact_input("Pat Again", "PAT@client.example.org", ContactRole::It, false),
+        )
+        .await
+        .expect_err("a taken email");
+    assert_eq!(code(&dup), "duplicate_contact_email");
+    let to_pat = ContactPatch {
+        email: Some(email("pat@client.example.org")),
+        ..ContactPatch::default()
+    };
+    let dup = engine
+        .update_contact(&admin, portal, olga.id, 1, &to_pat)
+        .await
+        .expect_err("a taken email");
+    assert_eq!(code(&dup), "duplicate_contact_email");
+    let stale = engine
+        .update_contact(&admin, portal, ian, 1, &flag(true))
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    let stale = engine
+        .remove_contact(&admin, portal, olga.id, 2)
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    assert_eq!(state(&engine, &admin, portal).await, s, "refusals change nothing");
+
+    // Name, email and role edits; a patch that changes nothing keeps the version.
+    let edited = engine
+        .update_contact(
+            &admin,
+            portal,
+            olga.id,
+            1,
+            &ContactPatch {
+                name: Some(name("Olga Officer")),
+                email: Some(email("olga.officer@client.example.org")),
+                role: Some(ContactRole::Finance),
+                primary: None,
+            },
+        )
+        .await
+        .expect("edited");
+    assert_eq!(
+        (edited.name.as_str(), edited.email.as_str(), edited.role, edited.version),
+        (
+            "Olga Officer",
+            "olga.officer@client.example.org",
+            ContactRole::Finance,
+            2
+        )
+    );
+    let same = engine
+        .update_contact(&admin, portal, olga.id, 2, &ContactPatch::default())
+        .await
+        .expect("nothing to change");
+    assert_eq!(same, edited);
+
+    // A draft may lose its primary, but then cannot be activated.
+    engine
+        .update_contact(&admin, portal, quinn.id, 1, &flag(false))
+        .await
+        .expect("a draft may have no primary");
+    let activate = |version| TransitionRequest {
+        to: PortalStatus::Active,
+        expected_version: version,
+        confirm: false,
+    };
+    let refused = engine
+        .transition_portal(&admin, portal, activate(1))
+        .await
+        .expect_err("no primary");
+    assert_eq!(code(&refused), "primary_contact");
+    engine
+        .update_contact(&admin, portal, ian, 3, &flag(true))
+        .await
+        .expect("Ian becomes primary");
+    engine
+        .transition_portal(&admin, portal, activate(1))
+        .await
+        .expect("activated");
+
+    // Active: the primary can be neither un-flagged nor removed; it can be handed over.
+    let s = state(&engine, &admin, portal).await;
+    let ian_v = contact_of(&s, ian).version;
+    let r = engine
+        .update_contact(&admin, portal, ian, ian_v, &flag(false))
+        .await
+        .expect_err("the primary stays");
+    assert_eq!(code(&r), "primary_contact");
+    let r = engine
+        .remove_contact(&admin, portal, ian, ian_v)
+        .await
+        .expect_err("the primary stays");
+    assert_eq!(code(&r), "primary_contact");
+    let pat_v = contact_of(&s, pat).version;
+    engine
+        .update_contact(&admin, portal, pat, pat_v, &flag(true))
+        .await
+        .expect("handed over");
+    let s = state(&engine, &admin, portal).await;
+    assert_eq!(primaries(&s), vec![pat]);
+    engine
+        .remove_contact(&admin, portal, ian, contact_of(&s, ian).version)
+        .await
+        .expect("a former primary may go");
+    engine
+        .add_contact(
+            &admin,
+            portal,
+            &contact_input("Rita", "rita@client.example.org", ContactRole::It, false),
+        )
+        .await
+        .expect("contacts may join an active portal");
+    let s = state(&engine, &admin, portal).await;
+    // Pat, Olga, Quinn and Rita.
+    assert_eq!(s.contacts.len(), 4);
+    assert!(s.contacts.iter().all(|c| c.id != ian));
+    assert_eq!(primaries(&s), vec![pat]);
+
+    // Unknown contacts, and contacts of another portal, are not found.
+    let other = engine
+        .start_onboarding(
+            &admin,
+            company,
+            template,
+            &StartOnboarding {
+                name: name("Second onboarding"),
+                contacts: vec![contact_input("Zoe", "zoe@client.example.org", ContactRole::It, true)],
+                activate: false,
+            },
+        )
+        .await
+        .expect("another portal");
+    let zoe = state(&engine, &admin, other).await.contacts[0].id;
+    let r = engine
+        .remove_contact(&admin, portal, zoe, 1)
+        .await
+        .expect_err("another portal's contact");
+    assert_eq!(code(&r), "not_found");
+    let r = engine
+        .update_contact(&admin, portal, ian, 1, &flag(true))
+        .await
+        .expect_err("removed");
+    assert_eq!(code(&r), "not_found");
+
+    // Other statuses refuse every contact change.
+    let version = s.portal.version;
+    engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Archived,
+                expected_version: version,
+                confirm: true,
+            },
+        )
+        .await
+        .expect("archived");
+    let r = engine
+        .add_contact(
+            &admin,
+            portal,
+            &contact_input("Sid", "sid@client.example.org", ContactRole::It, false),
+        )
+        .await
+        .expect_err("archived");
+    assert_eq!(code(&r), "wrong_portal_status");
+    let r = engine
+        .update_contact(&admin, portal, pat, contact_of(&s, pat).version, &flag(false))
+        .await
+        .expect_err("archived");
+    assert_eq!(code(&r), "wrong_portal_status");
+    let r = engine
+        .remove_contact(&admin, portal, pat, contact_of(&s, pat).version)
+        .await
+        .expect_err("archived");
+    assert_eq!(code(&r), "wrong_portal_status");
+    assert_eq!(state(&engine, &admin, portal).await.contacts, s.contacts);
+
+    // Every change is in the portal's log, scoped to it.
+    let log = storage
+        .list_activity(
+            tenant.id,
+            &ActivityFilter {
+                portal: Some(portal),
+                kinds: vec![
+                    EventKind::ContactAdded,
+                    EventKind::ContactUpdated,
+                    EventKind::ContactRemoved,
+                ],
+            },
+            PageRequest::first(100),
+        )
+        .await
+        .expect("storage");
+    let count = |kind| log.iter().filter(|e| e.kind == kind).count();
+    // Pat and Ian at the start, Olga, Quinn and Rita.
+    assert_eq!(count(EventKind::ContactAdded), 5);
+    // Ian, Pat, Olga, Quinn, Ian, Pat: the refusals and the no-op logged nothing.
+    assert_eq!(count(EventKind::ContactUpdated), 6);
+    assert_eq!(count(EventKind::ContactRemoved), 1);
+    assert!(log.iter().all(|e| e.portal_id == Some(portal)));
+    let removed = log
+        .iter()
+        .find(|e| e.kind == EventKind::ContactRemoved)
+        .expect("the removal");
+    assert_eq!(removed.details["contact_id"], serde_json::json!(ian));
+}
+
+/// Every kind of event the core knows is one the store accepts: an event of each, committed and
+/// read back by kind. (On the SQL backends a kind is a row of `event_kind`, added by migration.)
+pub async fn every_event_kind_is_stored(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let events: Vec<ActivityEvent> = EventKind::ALL
+        .iter()
+        .map(|kind| ActivityEvent {
+            id: ctx.ids.next_id(),
+            tenant_id: tenant.id,
+            company_id: None,
+            portal_id: None,
+            kind: *kind,
+            actor: admin.actor(),
+            at: ctx.now,
+            summary: format!("A {kind} event"),
+            details: serde_json::json!({ "kind": kind }),
+            erased_by: None,
+        })
+        .collect();
+    storage
+        .commit_outcome(
+            tenant.id,
+            &Outcome {
+                events: events.clone(),
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("every kind is stored")
+        .expect("committed");
+    for event in &events {
+        let found = storage
+            .list_activity(
+                tenant.id,
+                &ActivityFilter {
+                    portal: None,
+                    kinds: vec![event.kind],
+                },
+                PageRequest::first(10),
+            )
+            .await
+            .expect("storage");
+        assert!(found.contains(event), "{}: {found:?}", event.kind);
+    }
+}
+
 /// A 1,000-task portal starts, loads and completes tasks (PERF-2's size, ONB limits).
 pub async fn large_portal(storage: Arc<dyn Storage>) {
     let (engine, _) = engine(storage.clone());
@@ -1884,6 +2242,8 @@ pub const SCENARIOS: &[&str] = &[
     "activity_paging",
     "outcome_commit_is_atomic",
     "contact_uniqueness",
+    "contacts_add_edit_remove",
+    "every_event_kind_is_stored",
     "large_portal",
     "auth_hosts_sessions_and_attempts",
     "assigned_tasks_and_task_counts",

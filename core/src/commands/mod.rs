@@ -3,6 +3,7 @@
 //! [`CommandError`] or an [`Outcome`] for storage to commit. None does I/O.
 
 pub mod admin;
+pub mod contact;
 pub mod draft;
 pub mod portal;
 pub mod task;

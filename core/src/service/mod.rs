@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 mod admin;
+mod contacts;
 mod dashboard;
 
 pub use dashboard::PortalSummary;

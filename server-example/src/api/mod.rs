@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod admin;
 pub mod companies;
+pub mod contacts;
 pub mod portals;
 pub mod support;
 pub mod tasks;
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(companies::routes())
         .merge(templates::routes())
         .merge(portals::routes())
+        .merge(contacts::routes())
         .merge(tasks::routes())
         .merge(activity::routes())
 }

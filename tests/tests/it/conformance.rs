@@ -21,6 +21,8 @@ macro_rules! conformance {
                 activity_paging,
                 outcome_commit_is_atomic,
                 contact_uniqueness,
+                contacts_add_edit_remove,
+                every_event_kind_is_stored,
                 large_portal,
                 auth_hosts_sessions_and_attempts,
                 assigned_tasks_and_task_counts,

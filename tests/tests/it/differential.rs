@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use portal_core::commands::contact::ContactPatch;
 use portal_core::commands::draft::TaskInput;
 use portal_core::commands::portal::{StartOnboarding, TransitionRequest};
 use portal_core::commands::{self};
 use portal_core::id::{CompanyId, PortalId, StaffUserId, TemplateId};
 use portal_core::lifecycle::PortalStatus;
 use portal_core::policy::Principal;
+use portal_core::portal::{ContactInput, ContactRole};
 use portal_core::service::{Engine, ServiceError};
 use portal_core::storage::{ActivityFilter, PageRequest, PortalFilter, Storage};
 use portal_core::task::{EvidenceType, TaskOwner};
@@ -89,6 +91,21 @@ enum Op {
         portal: usize,
         confirm: bool,
     },
+    AddContact {
+        portal: usize,
+        email: usize,
+        primary: bool,
+    },
+    EditContact {
+        portal: usize,
+        contact: usize,
+        email: Option<usize>,
+        primary: Option<bool>,
+    },
+    RemoveContact {
+        portal: usize,
+        contact: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -111,6 +128,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (i(), 0usize..4, proptest::option::of(0usize..20)).prop_map(|(portal, phase, dep)| Op::AddTask { portal, phase, dep }),
         1 => (i(), 0usize..20).prop_map(|(portal, task)| Op::DeleteTask { portal, task }),
         1 => (i(), any::<bool>()).prop_map(|(portal, confirm)| Op::DeletePortal { portal, confirm }),
+        1 => (i(), 0usize..6, any::<bool>()).prop_map(|(portal, email, primary)| Op::AddContact { portal, email, primary }),
+        2 => (i(), 0usize..6, proptest::option::of(0usize..6), proptest::option::of(any::<bool>()))
+            .prop_map(|(portal, contact, email, primary)| Op::EditContact { portal, contact, email, primary }),
+        1 => (i(), 0usize..6).prop_map(|(portal, contact)| Op::RemoveContact { portal, contact }),
     ]
 }
 
@@ -343,6 +364,48 @@ async fn apply(engine: &Engine, admin: &Principal, ids: &mut Ids, n: usize, op: 
                 "no".to_owned()
             };
             outcome(engine.delete_portal(admin, p, &confirmation).await)
+        }
+        Op::AddContact { portal, email, primary } => {
+            let Some(p) = pick(&ids.portals, *portal) else {
+                return "skip".into();
+            };
+            let input = ContactInput {
+                name: name(&format!("Contact {n}")),
+                email: fixtures::email(&format!("c{email}@client.example.org")),
+                role: ContactRole::It,
+                primary: *primary,
+            };
+            outcome(engine.add_contact(admin, p, &input).await)
+        }
+        Op::EditContact { portal, contact, .. } | Op::RemoveContact { portal, contact } => {
+            let Some(p) = pick(&ids.portals, *portal) else {
+                return "skip".into();
+            };
+            let Some(state) = engine
+                .storage()
+                .load_portal(admin.tenant_id(), p)
+                .await
+                .expect("storage")
+            else {
+                return "gone".into();
+            };
+            let Some((c, v)) = pick(
+                &state.contacts.iter().map(|c| (c.id, c.version)).collect::<Vec<_>>(),
+                *contact,
+            ) else {
+                return "no contact".into();
+            };
+            match op {
+                Op::EditContact { email, primary, .. } => {
+                    let patch = ContactPatch {
+                        email: email.map(|e| fixtures::email(&format!("c{e}@client.example.org"))),
+                        primary: *primary,
+                        ..ContactPatch::default()
+                    };
+                    outcome(engine.update_contact(admin, p, c, v, &patch).await)
+                }
+                _ => outcome(engine.remove_contact(admin, p, c, v).await),
+            }
         }
         Op::Begin { portal, task }
         | Op::Complete { portal, task, .. }

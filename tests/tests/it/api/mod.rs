@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod contacts;
 mod demo;
 mod flow;
 mod walk;

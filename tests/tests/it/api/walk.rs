@@ -193,6 +193,19 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
             "/api/v1/portals/{portal_id}/tasks/{task_id}/move",
             Some(json!({ "phase_id": "{phase_id}", "position": 0 })),
         ),
+        // contacts (the fixture's `contact_id` is not the primary, so it may be removed)
+        ("get", "/api/v1/portals/{portal_id}/contacts", None),
+        (
+            "post",
+            "/api/v1/portals/{portal_id}/contacts",
+            Some(json!({ "name": "Mole", "email": "mole@contoso.test", "role": "it", "primary": true })),
+        ),
+        (
+            "put",
+            "/api/v1/portals/{portal_id}/contacts/{contact_id}",
+            Some(json!({ "name": "Hijacked", "primary": true })),
+        ),
+        ("delete", "/api/v1/portals/{portal_id}/contacts/{contact_id}", None),
         // tasks
         ("get", "/api/v1/portals/{portal_id}/tasks/{task_id}", None),
         (
@@ -311,7 +324,8 @@ async fn fixture(admin: &Api) -> Fixture {
         .post(
             &format!("/api/v1/companies/{}/portals", id(&company)),
             &json!({ "template_id": id(&template), "name": "Contoso onboarding", "activate": true, "contacts": [
-                { "name": "Pat Primary", "email": "pat@contoso.test", "role": "primary_contact", "primary": true } ] }),
+                { "name": "Pat Primary", "email": "pat@contoso.test", "role": "primary_contact", "primary": true },
+                { "name": "Ian IT", "email": "ian@contoso.test", "role": "it" } ] }),
         )
         .await
         .expect(201);
@@ -346,6 +360,13 @@ async fn fixture(admin: &Api) -> Fixture {
         portal["phases"][0]["phase"]["id"].as_str().expect("a phase").to_owned(),
     );
     ids.insert("task_id", task_id);
+    ids.insert(
+        "contact_id",
+        portal["contacts"][1]["id"]
+            .as_str()
+            .expect("a second contact")
+            .to_owned(),
+    );
     ids.insert(
         "item_id",
         task["checklist"][0]["id"].as_str().expect("an item").to_owned(),
