@@ -145,7 +145,7 @@ impl IdGen {
     }
 }
 
-/// Implemented by every id newtype so [`IdGen::next`] can make any of them.
+/// Implemented by every id newtype so [`IdGen::next_id`] can make any of them.
 pub trait FromUuid {
     /// Wraps the UUID.
     fn from_uuid_value(uuid: Uuid) -> Self;

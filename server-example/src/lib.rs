@@ -13,11 +13,11 @@
 //! - [`api`]: the JSON API under `/api/v1` (API-3): every handler takes the signed-in
 //!   [`Staff`](auth::Staff) principal and goes through the engine's `authorize`d commands;
 //!   `ETag`/`If-Match`, keyset pages, one error shape;
-//! - [`error`]: the one [`ApiError`](error::ApiError) every handler returns, with the body
+//! - [`error`]: the one [`ApiError`] every handler returns, with the body
 //!   `{"error": {"code", "message", "details"}}`, and the extractors whose rejections use it;
 //! - [`app`]: the router, its layers, the OpenAPI 3.1 document built from the code (utoipa, every
 //!   route registered through `utoipa_axum::routes!` so none is left out of it, common error
-//!   answers added to every operation) and [`serve`](app::serve) with graceful shutdown;
+//!   answers added to every operation) and [`serve`] with graceful shutdown;
 //! - [`setup`]: tenants, users and passwords from the command line, and the demo tenant.
 
 pub mod api;

@@ -1,6 +1,6 @@
 //! The pure commands. Each takes the principal, a [`Ctx`] (now and fresh ids), the current state
-//! and the request, checks [`authorize`](crate::policy::authorize) first, and returns a
-//! [`CommandError`] or an [`Outcome`] for storage to commit. None does I/O.
+//! and the request, checks [`authorize`] first, and returns a
+//! [`CommandError`] or an [`Outcome`](crate::outcome::Outcome) for storage to commit. None does I/O.
 
 pub mod admin;
 pub mod contact;

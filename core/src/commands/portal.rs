@@ -93,7 +93,7 @@ pub(crate) fn check_contacts<'a>(
 
 /// Starts onboarding: copies the template's phases and tasks into a new portal of `company`,
 /// with dependencies re-pointed to the copies (ONB-2). The portal stays in draft unless the
-/// request activates it, which then follows [`activate`]'s rules.
+/// request activates it, which then follows activation's rules (ONB-4).
 pub fn start_onboarding(
     principal: &Principal,
     ctx: &mut Ctx,

@@ -1,7 +1,7 @@
 //! Onboarding templates (ONB-1): whole documents, and piecewise edits of their phases and tasks.
 //!
 //! A template is one versioned document. A piecewise edit reads it, turns it back into the
-//! document it was written as ([`template_edit::to_input`]), applies the edit and replaces the
+//! document it was written as (`template_edit::to_input`), applies the edit and replaces the
 //! whole template through the core, which validates it (keys, dependencies, cycles, limits)
 //! exactly as a whole `PUT` would. Every edit takes `If-Match` with the template's `ETag` and
 //! answers the new template.
