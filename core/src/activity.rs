@@ -53,6 +53,10 @@ pub enum EventKind {
     ContactAdded,
     ContactUpdated,
     ContactRemoved,
+    AccessLinkIssued,
+    ContactAccessRevoked,
+    AccessLinkRegenerated,
+    ContactAccessedPortal,
 }
 
 crate::string_enum!(EventKind {
@@ -95,6 +99,10 @@ crate::string_enum!(EventKind {
     ContactAdded => "contact_added",
     ContactUpdated => "contact_updated",
     ContactRemoved => "contact_removed",
+    AccessLinkIssued => "access_link_issued",
+    ContactAccessRevoked => "contact_access_revoked",
+    AccessLinkRegenerated => "access_link_regenerated",
+    ContactAccessedPortal => "contact_accessed_portal",
 });
 
 /// The kind of principal behind an event.

@@ -33,6 +33,7 @@ fn tenant() -> Tenant {
         id: TenantId::from_uuid(uuid::Uuid::from_u128(1)),
         name: ok(Name::parse("MSP")),
         settings: TenantSettings::default(),
+        link_settings: crate::tenant::LinkSettings::default(),
         version: 1,
         created_at: now(),
     }

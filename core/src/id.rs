@@ -93,6 +93,8 @@ ids! {
     PortalUserId;
     /// A message queued in the outbox.
     MessageId;
+    /// A contact's access link (CON-2).
+    AccessLinkId;
 }
 
 /// Makes UUIDv7 ids (through [`IdGen::next_id`]) without a clock or RNG of its own.
@@ -176,7 +178,8 @@ from_uuid!(
     CommentId,
     EventId,
     PortalUserId,
-    MessageId
+    MessageId,
+    AccessLinkId
 );
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //!   serde writes, for servers that publish an OpenAPI 3.1 document. Off by default, so the core
 //!   does not depend on utoipa.
 
+pub mod access;
 pub mod activity;
 pub mod auth;
 #[cfg(test)]

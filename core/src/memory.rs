@@ -11,21 +11,22 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::access::{AccessLink, ContactSession};
 use crate::activity::ActivityEvent;
 use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{
-    CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId, StaffUserId, TaskId,
-    TemplateId, TenantId,
+    AccessLinkId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
+    TaskId, TemplateId, TenantId,
 };
 use crate::lifecycle::PortalStatus;
-use crate::outcome::{OutboundMessage, Outcome, Write};
+use crate::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::storage::{
-    ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo, OutboxRepo, OutcomeRepo,
-    PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo,
-    TenantRepo,
+    AccessRepo, ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo, OutboxRepo,
+    OutcomeRepo, PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult,
+    TemplateRepo, TenantRepo,
 };
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -53,6 +54,8 @@ struct Db {
     passwords: Map<StaffUserId, String>,
     sessions: BTreeMap<TokenHash, StaffSession>,
     sign_in_attempts: BTreeMap<(TenantId, String), (DateTime<Utc>, u32)>,
+    links: Map<AccessLinkId, AccessLink>,
+    contact_sessions: BTreeMap<TokenHash, ContactSession>,
 }
 
 /// The in-memory store.
@@ -159,6 +162,36 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// Whether the session works at `now`: not expired and its link not revoked.
+    fn session_live(&self, s: &ContactSession, now: DateTime<Utc>) -> bool {
+        s.is_live(now)
+            && self
+                .links
+                .get(&(s.tenant_id, s.link_id))
+                .is_some_and(|l| l.revoked_at.is_none())
+    }
+
+    /// Revokes the links and ends the sessions of one tenant that `which` selects by (portal,
+    /// contact).
+    fn revoke_access(&mut self, tenant: TenantId, at: DateTime<Utc>, which: impl Fn(PortalId, ContactId) -> bool) {
+        for l in self
+            .links
+            .values_mut()
+            .filter(|l| l.tenant_id == tenant && l.revoked_at.is_none() && which(l.portal_id, l.contact_id))
+        {
+            l.revoked_at = Some(at);
+        }
+        self.contact_sessions
+            .retain(|_, s| !(s.tenant_id == tenant && which(s.portal_id, s.contact_id)));
+    }
+
+    fn delete_access_rows(&mut self, tenant: TenantId, which: impl Fn(PortalId, ContactId) -> bool) {
+        self.links
+            .retain(|(t, _), l| !(*t == tenant && which(l.portal_id, l.contact_id)));
+        self.contact_sessions
+            .retain(|_, s| !(s.tenant_id == tenant && which(s.portal_id, s.contact_id)));
     }
 
     fn delete_task_rows(&mut self, tenant: TenantId, id: TaskId) {
@@ -364,6 +397,7 @@ impl Db {
                 self.tasks.retain(|(t, _), x| !(*t == tenant && x.portal_id == *id));
                 self.contacts.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
                 self.comments.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
+                self.delete_access_rows(tenant, |portal, _| portal == *id);
             }
             Write::InsertPhase(p) => insert(&mut self.phases, (tenant, p.id), "phase", p.id.as_uuid(), p.clone())?,
             Write::UpdatePhase {
@@ -432,6 +466,42 @@ impl Db {
             }
             Write::DeleteContact { id } => {
                 self.contacts.remove(&(tenant, *id));
+                self.delete_access_rows(tenant, |_, contact| contact == *id);
+            }
+            Write::InsertAccessLink(l) => {
+                // As the foreign key to the contact refuses it.
+                if !self.contacts.contains_key(&(tenant, l.contact_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "contact",
+                        id: l.contact_id.as_uuid(),
+                    });
+                }
+                if self.links.values().any(|o| o.token_hash == l.token_hash) {
+                    return Err(already("access link", &l.id));
+                }
+                insert(
+                    &mut self.links,
+                    (tenant, l.id),
+                    "access link",
+                    l.id.as_uuid(),
+                    l.clone(),
+                )?;
+            }
+            Write::RevokeContactAccess { contact_id, at } => {
+                self.revoke_access(tenant, *at, |_, contact| contact == *contact_id);
+            }
+            Write::InsertContactSession(s) => {
+                // As the foreign key to the link refuses it.
+                if !self.links.contains_key(&(tenant, s.link_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "access link",
+                        id: s.link_id.as_uuid(),
+                    });
+                }
+                if self.contact_sessions.contains_key(&s.token_hash) {
+                    return Err(already("contact session", &s.link_id));
+                }
+                self.contact_sessions.insert(s.token_hash, s.clone());
             }
             Write::InsertComment(c) => {
                 if !self.tasks.contains_key(&(tenant, c.task_id)) {
@@ -480,7 +550,13 @@ impl Db {
                 return Ok(Err(e));
             }
         }
-        // Access effects (revoking client sessions and links) act on rows the contacts work adds.
+        for effect in &outcome.effects {
+            match *effect {
+                AccessEffect::RevokeAllClientAccess { portal_id, at } => {
+                    next.revoke_access(tenant, at, |portal, _| portal == portal_id);
+                }
+            }
+        }
         *self = next;
         Ok(Ok(()))
     }
@@ -805,5 +881,71 @@ impl AuthRepo for MemoryStorage {
             *entry = (window_start, 1);
         }
         Ok(entry.1)
+    }
+}
+
+#[async_trait]
+impl AccessRepo for MemoryStorage {
+    async fn find_access_link(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<Option<AccessLink>> {
+        Ok(tenant_rows(&self.lock().links, tenant)
+            .find(|l| l.token_hash == *token)
+            .cloned())
+    }
+    async fn list_access_links(&self, tenant: TenantId, contact: ContactId) -> StorageResult<Vec<AccessLink>> {
+        let db = self.lock();
+        let mut links: Vec<AccessLink> = tenant_rows(&db.links, tenant)
+            .filter(|l| l.contact_id == contact)
+            .cloned()
+            .collect();
+        links.sort_by_key(|l| (l.created_at, l.id));
+        Ok(links)
+    }
+    async fn touch_contact_session(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Option<ContactSession>> {
+        let mut db = self.lock();
+        let Some(session) = db.contact_sessions.get(token).filter(|s| s.tenant_id == tenant) else {
+            return Ok(None);
+        };
+        if !db.session_live(session, now) {
+            return Ok(None);
+        }
+        let touched = session.touched(now);
+        db.contact_sessions.insert(*token, touched.clone());
+        Ok(Some(touched))
+    }
+    async fn list_contact_sessions(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Vec<ContactSession>> {
+        let db = self.lock();
+        let mut sessions: Vec<ContactSession> = db
+            .contact_sessions
+            .values()
+            .filter(|s| s.tenant_id == tenant && s.contact_id == contact && db.session_live(s, now))
+            .cloned()
+            .collect();
+        sessions.sort_by_key(|s| (s.created_at, s.token_hash));
+        Ok(sessions)
+    }
+    async fn delete_contact_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool> {
+        let mut db = self.lock();
+        if db.contact_sessions.get(token).is_some_and(|s| s.tenant_id == tenant) {
+            db.contact_sessions.remove(token);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn delete_contact_sessions_of(&self, tenant: TenantId, contact: ContactId) -> StorageResult<u64> {
+        let mut db = self.lock();
+        let before = db.contact_sessions.len();
+        db.contact_sessions
+            .retain(|_, s| !(s.tenant_id == tenant && s.contact_id == contact));
+        Ok((before - db.contact_sessions.len()) as u64)
     }
 }

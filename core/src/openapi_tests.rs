@@ -279,6 +279,9 @@ impl Fixture {
                 billable_default: false,
                 forwarded_link_protection: true,
             },
+            link_settings: crate::tenant::LinkSettings {
+                access_link_expiry_days: 14,
+            },
             version: 3,
             created_at: now(),
         }

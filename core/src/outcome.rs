@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessLink, ContactSession};
 use crate::activity::ActivityEvent;
 use crate::company::{Company, Site};
 use crate::id::{ContactId, EventId, MessageId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
@@ -94,6 +95,16 @@ pub enum Write {
         id: ContactId,
     },
     InsertComment(Comment),
+    /// Issues an access link (only its token's hash).
+    InsertAccessLink(AccessLink),
+    /// Revokes every link of the contact not yet revoked (`revoked_at = at`) and ends every
+    /// session of the contact (CON-3). A later write of the same outcome may issue a new link.
+    RevokeContactAccess {
+        contact_id: ContactId,
+        at: DateTime<Utc>,
+    },
+    /// Starts a contact session (CON-4).
+    InsertContactSession(ContactSession),
     /// ACT-4: erases summary, details and actor display of every event of the portal, keeping
     /// each as a tombstone that names the audit event of the delete.
     EraseEventsOfPortal {
@@ -118,6 +129,8 @@ impl Write {
             Self::InsertTask(_) | Self::UpdateTask { .. } | Self::DeleteTask { .. } => "task",
             Self::InsertContact(_) | Self::UpdateContact { .. } | Self::DeleteContact { .. } => "contact",
             Self::InsertComment(_) => "comment",
+            Self::InsertAccessLink(_) | Self::RevokeContactAccess { .. } => "access link",
+            Self::InsertContactSession(_) => "contact session",
             Self::EraseEventsOfPortal { .. } => "activity",
         }
     }
@@ -143,14 +156,17 @@ pub struct OutboundMessage {
     pub created_at: DateTime<Utc>,
 }
 
-/// Side effects on access that the contacts work honours (ONB-5).
+/// Side effects on access, applied after the writes of the same outcome, in its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum AccessEffect {
-    /// Revoke every client session and token of the portal at once.
+    /// Revoke every client session and token of the portal at once (ONB-5): every access link
+    /// not yet revoked gets `revoked_at = at` and every contact session of the portal ends.
     RevokeAllClientAccess {
         /// The portal.
         portal_id: PortalId,
+        /// The time of the revocation.
+        at: DateTime<Utc>,
     },
 }
 
@@ -192,12 +208,15 @@ impl Outcome {
                 Write::InsertTask(t) | Write::UpdateTask { task: t, .. } => Some(t.tenant_id),
                 Write::InsertContact(c) | Write::UpdateContact { contact: c, .. } => Some(c.tenant_id),
                 Write::InsertComment(c) => Some(c.tenant_id),
+                Write::InsertAccessLink(l) => Some(l.tenant_id),
+                Write::InsertContactSession(s) => Some(s.tenant_id),
                 Write::DeleteSite { .. }
                 | Write::DeleteTemplate { .. }
                 | Write::DeletePortal { .. }
                 | Write::DeletePhase { .. }
                 | Write::DeleteTask { .. }
                 | Write::DeleteContact { .. }
+                | Write::RevokeContactAccess { .. }
                 | Write::EraseEventsOfPortal { .. } => None,
             })
             .chain(self.events.iter().map(|e| e.tenant_id))

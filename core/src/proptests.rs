@@ -36,6 +36,7 @@ fn tenant(n: u128) -> Tenant {
         id: TenantId::from_uuid(uuid(n)),
         name: Name::parse("T").unwrap_or_else(|_| unreachable!()),
         settings: TenantSettings::default(),
+        link_settings: crate::tenant::LinkSettings::default(),
         version: 1,
         created_at: now(),
     }

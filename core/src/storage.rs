@@ -23,11 +23,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessLink, ContactSession};
 use crate::activity::{ActivityEvent, EventKind};
 use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
-use crate::id::{CompanyId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
+use crate::id::{CompanyId, ContactId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
 use crate::lifecycle::PortalStatus;
 use crate::outcome::{OutboundMessage, Outcome};
 use crate::portal::{Portal, PortalState};
@@ -295,6 +296,43 @@ pub trait AuthRepo: Send + Sync {
     ) -> StorageResult<u32>;
 }
 
+/// Contact access links and contact sessions (CON-2 to CON-5, BYD-4).
+///
+/// Links and sessions are created and revoked through [`OutcomeRepo::commit_outcome`]
+/// ([`crate::outcome::Write::InsertAccessLink`], [`crate::outcome::Write::RevokeContactAccess`],
+/// [`crate::outcome::Write::InsertContactSession`],
+/// [`crate::outcome::AccessEffect::RevokeAllClientAccess`]); deleting a contact or a portal
+/// deletes its links and sessions in the same transaction. These are the reads, and the session
+/// calls that raise no event (rolling a session, signing out). Tokens are only ever passed and
+/// stored as their [`TokenHash`].
+#[async_trait]
+pub trait AccessRepo: Send + Sync {
+    /// The link with this token hash in the tenant, whatever its state (revoked, expired).
+    async fn find_access_link(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<Option<AccessLink>>;
+    /// Every link of a contact, revoked and expired ones too, oldest first.
+    async fn list_access_links(&self, tenant: TenantId, contact: ContactId) -> StorageResult<Vec<AccessLink>>;
+    /// Uses the session with this token hash at `now`: when it exists in the tenant, has not
+    /// expired and the link that started it is not revoked, it rolls (`last_used_at = now`,
+    /// `expires_at = now + 24 h`) and is returned as it is afterwards; otherwise `None`.
+    async fn touch_contact_session(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Option<ContactSession>>;
+    /// The live sessions of a contact at `now` (not expired, link not revoked), oldest first.
+    async fn list_contact_sessions(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        now: DateTime<Utc>,
+    ) -> StorageResult<Vec<ContactSession>>;
+    /// Ends one session; whether it existed.
+    async fn delete_contact_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool>;
+    /// Ends every session of a contact ("sign out everywhere"); how many there were.
+    async fn delete_contact_sessions_of(&self, tenant: TenantId, contact: ContactId) -> StorageResult<u64>;
+}
+
 /// The one commit path.
 #[async_trait]
 pub trait OutcomeRepo: Send + Sync {
@@ -307,12 +345,20 @@ pub trait OutcomeRepo: Send + Sync {
 
 /// Everything the engine needs of a store. Hold it as `Arc<dyn Storage>`.
 pub trait Storage:
-    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo
+    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo + AccessRepo
 {
 }
 
 impl<T> Storage for T where
-    T: TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo
+    T: TenantRepo
+        + CompanyRepo
+        + TemplateRepo
+        + PortalRepo
+        + ActivityRepo
+        + OutboxRepo
+        + OutcomeRepo
+        + AuthRepo
+        + AccessRepo
 {
 }
 

@@ -18,13 +18,17 @@ pub struct Tenant {
     pub name: Name,
     /// Settings.
     pub settings: TenantSettings,
+    /// Settings of client links (BYD-4).
+    #[serde(default)]
+    pub link_settings: LinkSettings,
     /// Compare-and-set version of the tenant row (its settings are edited as one).
     pub version: i64,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
 
-/// The tenant's own settings. Later work adds link expiry, reminders and branding here.
+/// The tenant's own settings. Later work adds reminders and branding here; link expiry is in
+/// [`LinkSettings`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantSettings {
@@ -43,6 +47,68 @@ impl Default for TenantSettings {
             billable_default: true,
             forwarded_link_protection: true,
         }
+    }
+}
+
+/// Default lifetime of an access link, in days.
+pub const DEFAULT_LINK_EXPIRY_DAYS: u16 = 30;
+/// Shortest lifetime a tenant may set for access links, in days.
+pub const MIN_LINK_EXPIRY_DAYS: u16 = 1;
+/// Longest lifetime a tenant may set for access links, in days.
+pub const MAX_LINK_EXPIRY_DAYS: u16 = 365;
+
+const fn default_link_expiry_days() -> u16 {
+    DEFAULT_LINK_EXPIRY_DAYS
+}
+
+/// The tenant's settings of client links (BYD-4). Kept beside [`TenantSettings`] rather than in
+/// it so that code building `TenantSettings` field by field keeps compiling; stored in the same
+/// tenant row. Tenants stored before it existed read the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkSettings {
+    /// How many days a contact's access link opens the portal after it is issued,
+    /// [`MIN_LINK_EXPIRY_DAYS`] to [`MAX_LINK_EXPIRY_DAYS`]; [`DEFAULT_LINK_EXPIRY_DAYS`] when
+    /// left out.
+    #[serde(default = "default_link_expiry_days")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 365, default = 30))]
+    pub access_link_expiry_days: u16,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            access_link_expiry_days: DEFAULT_LINK_EXPIRY_DAYS,
+        }
+    }
+}
+
+impl LinkSettings {
+    /// Refuses settings outside their ranges.
+    ///
+    /// # Errors
+    ///
+    /// When `access_link_expiry_days` is outside [`MIN_LINK_EXPIRY_DAYS`]..=[`MAX_LINK_EXPIRY_DAYS`].
+    pub fn check(&self) -> Result<(), ValueError> {
+        if (MIN_LINK_EXPIRY_DAYS..=MAX_LINK_EXPIRY_DAYS).contains(&self.access_link_expiry_days) {
+            Ok(())
+        } else {
+            Err(ValueError::OutOfRange {
+                field: "access_link_expiry_days",
+                min: MIN_LINK_EXPIRY_DAYS.into(),
+                max: MAX_LINK_EXPIRY_DAYS.into(),
+                actual: self.access_link_expiry_days.into(),
+            })
+        }
+    }
+
+    /// How long an access link issued now stays valid, clamped to the allowed range.
+    #[must_use]
+    pub fn access_link_lifetime(&self) -> chrono::Duration {
+        let days = self
+            .access_link_expiry_days
+            .clamp(MIN_LINK_EXPIRY_DAYS, MAX_LINK_EXPIRY_DAYS);
+        chrono::Duration::days(i64::from(days))
     }
 }
 

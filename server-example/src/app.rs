@@ -51,14 +51,30 @@ impl Entropy for OsEntropy {
     }
 }
 
+/// The public URL a server answers at when none is configured.
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+
 /// Server settings the handlers read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// The tenant that serves local hosts (`localhost`, `127.0.0.1`, `[::1]`) not mapped to a
     /// tenant of their own.
     pub default_tenant: Option<TenantId>,
     /// Whether cookies carry `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// The URL people reach the server at, without a trailing slash; contact access links are
+    /// `{public_url}/access/{token}`.
+    pub public_url: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            default_tenant: None,
+            secure_cookies: false,
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+        }
+    }
 }
 
 /// What every handler shares.
@@ -143,6 +159,10 @@ impl utoipa::Modify for SecurityAddon {
         components.add_security_scheme(
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+        components.add_security_scheme(
+            "contact_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::CONTACT_SESSION_COOKIE))),
         );
     }
 }

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use portal_core::auth::{self, Password, SecretToken, StaffSession, TokenHash};
-use portal_core::id::{StaffUserId, TenantId};
+use portal_core::id::{PortalId, StaffUserId, TenantId};
 use portal_core::policy::{Principal, StaffPrincipal};
 use portal_core::tenant::{PermissionSet, StaffUser};
 
@@ -34,6 +34,8 @@ use crate::error::{ApiError, ErrorBody, Json};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "portal_session";
+/// The contact session cookie's name (CON-4), set by `POST /api/v1/access`.
+pub const CONTACT_SESSION_COOKIE: &str = "portal_contact_session";
 /// The header a cookie-carried unsafe request sends the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -92,7 +94,7 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.trim())
 }
 
-fn presented_token(headers: &HeaderMap) -> Option<(&str, Carrier)> {
+fn presented_token<'h>(headers: &'h HeaderMap, cookie_name: &str) -> Option<(&'h str, Carrier)> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().unwrap_or("");
         let token = text
@@ -101,7 +103,19 @@ fn presented_token(headers: &HeaderMap) -> Option<(&str, Carrier)> {
             .map_or("", |(_, t)| t.trim());
         return Some((token, Carrier::Bearer));
     }
-    cookie(headers, SESSION_COOKIE).map(|t| (t, Carrier::Cookie))
+    cookie(headers, cookie_name).map(|t| (t, Carrier::Cookie))
+}
+
+/// Refuses a cookie-carried unsafe request without the CSRF token derived from `token`.
+fn check_csrf(parts: &Parts, carrier: Carrier, token: &SecretToken) -> Result<(), ApiError> {
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if carrier == Carrier::Cookie && unsafe_method {
+        let sent = parts.headers.get(CSRF_HEADER).map_or(&b""[..], HeaderValue::as_bytes);
+        if !constant_time_eq(sent, token.derive("csrf").as_bytes()) {
+            return Err(ApiError::CsrfTokenInvalid);
+        }
+    }
+    Ok(())
 }
 
 /// Compares two strings in time that depends only on their lengths.
@@ -135,7 +149,7 @@ impl FromRequestParts<AppState> for Staff {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let TenantHost(tenant) = TenantHost::from_request_parts(parts, state).await?;
-        let (text, carrier) = presented_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        let (text, carrier) = presented_token(&parts.headers, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
         let token = SecretToken::parse(text).map_err(|_| ApiError::InvalidSession)?;
         let session = state
             .storage
@@ -146,13 +160,7 @@ impl FromRequestParts<AppState> for Staff {
         if !session.is_live(state.clock.now()) {
             return Err(ApiError::SessionExpired);
         }
-        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if carrier == Carrier::Cookie && unsafe_method {
-            let sent = parts.headers.get(CSRF_HEADER).map_or(&b""[..], HeaderValue::as_bytes);
-            if !constant_time_eq(sent, token.derive("csrf").as_bytes()) {
-                return Err(ApiError::CsrfTokenInvalid);
-            }
-        }
+        check_csrf(parts, carrier, &token)?;
         let storage_error = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
         let user = state
             .storage
@@ -175,6 +183,54 @@ impl FromRequestParts<AppState> for Staff {
             expires_at: session.expires_at,
         })
     }
+}
+
+/// A contact with a live contact session (CON-4), scoped to one portal: the principal contact
+/// handlers pass to the engine. The session is carried like a staff session (`Authorization:
+/// Bearer <token>`, or the [`CONTACT_SESSION_COOKIE`] cookie with [`CSRF_HEADER`] on unsafe
+/// requests) and looked up by (tenant of the host, hash); each use rolls it for 24 hours. A
+/// staff session token is not a contact session: 401 `invalid_session`.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// The contact's principal.
+    pub principal: Principal,
+    /// The one portal the session opens.
+    pub portal_id: PortalId,
+    /// The session's stored hash.
+    pub session: TokenHash,
+    /// When the session ends unless used again.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl FromRequestParts<AppState> for Contact {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let TenantHost(tenant) = TenantHost::from_request_parts(parts, state).await?;
+        let (text, carrier) =
+            presented_token(&parts.headers, CONTACT_SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
+        let token = SecretToken::parse(text).map_err(|_| ApiError::InvalidSession)?;
+        check_csrf(parts, carrier, &token)?;
+        let (session, principal) = state
+            .engine
+            .contact_session(tenant, &token.hash())
+            .await?
+            .ok_or(ApiError::InvalidSession)?;
+        Ok(Self {
+            principal,
+            portal_id: session.portal_id,
+            session: session.token_hash,
+            expires_at: session.expires_at,
+        })
+    }
+}
+
+/// The `Set-Cookie` value of a contact session: HttpOnly, SameSite=Lax, Secure on https; a
+/// browser-session cookie (the server rolls the session itself), or cleared with `clear`.
+pub(crate) fn contact_session_cookie(value: &str, clear: bool, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = if clear { "; Max-Age=0" } else { "" };
+    format!("{CONTACT_SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{max_age}{secure}")
 }
 
 /// The client's address (the peer of the connection), for the per-address sign-in limit. Behind
@@ -503,11 +559,12 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; portal_session=abc ; b=2"),
         );
-        assert_eq!(presented_token(&h), Some(("abc", Carrier::Cookie)));
+        assert_eq!(presented_token(&h, SESSION_COOKIE), Some(("abc", Carrier::Cookie)));
+        assert_eq!(presented_token(&h, CONTACT_SESSION_COOKIE), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
-        assert_eq!(presented_token(&h), Some(("xyz", Carrier::Bearer)));
+        assert_eq!(presented_token(&h, SESSION_COOKIE), Some(("xyz", Carrier::Bearer)));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
-        assert_eq!(presented_token(&h), Some(("", Carrier::Bearer)));
+        assert_eq!(presented_token(&h, SESSION_COOKIE), Some(("", Carrier::Bearer)));
     }
 
     #[test]
@@ -518,6 +575,15 @@ mod tests {
             "{c}"
         );
         assert!(!session_cookie("t", 60, false).contains("Secure"));
+        let c = contact_session_cookie("t", false, true);
+        assert!(
+            c.starts_with("portal_contact_session=t;")
+                && c.contains("HttpOnly")
+                && c.contains("SameSite=Lax")
+                && c.ends_with("; Secure"),
+            "{c}"
+        );
+        assert!(contact_session_cookie("", true, false).contains("Max-Age=0"));
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub enum ApiError {
     /// A page cursor that this API did not make (400 `invalid_cursor`).
     #[error("the cursor is not valid; use `next_cursor` of the previous page")]
     InvalidCursor,
+    /// An access link that opens nothing (404 `link_not_found`): unknown, malformed, expired,
+    /// revoked, of another tenant, of a portal that is not live or of a removed contact. One
+    /// answer for all, so a caller learns nothing about which.
+    #[error("this link does not open a portal; ask your contact for a new one")]
+    LinkNotFound,
 }
 
 impl ApiError {
@@ -99,7 +104,7 @@ impl ApiError {
             Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RouteNotFound | Self::UnknownHost => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::UnknownHost | Self::LinkNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated | Self::InvalidSession | Self::SessionExpired | Self::InvalidCredentials => {
@@ -142,6 +147,7 @@ impl ApiError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidPath(_) => "invalid_path",
             Self::InvalidCursor => "invalid_cursor",
+            Self::LinkNotFound => "link_not_found",
         }
     }
 

@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = ServerSettings {
         default_tenant: config.default_tenant.map(TenantId::from_uuid),
         secure_cookies: public_url.starts_with("https://"),
+        public_url: public_url.clone(),
     };
     let mut state = AppState::with_parts(store, Arc::new(SystemClock), Arc::new(OsEntropy), settings);
 

@@ -182,6 +182,12 @@ fn unique_refusal(constraint: &str, write: &Write) -> Option<Fail> {
             already("primary contact", &c.portal_id)
         }
         ("task_comment_pkey", Write::InsertComment(c)) => already("comment", &c.id),
+        ("access_link_pkey" | "access_link_token_hash_key", Write::InsertAccessLink(l)) => {
+            already("access link", &l.id)
+        }
+        ("contact_session_pkey" | "contact_session_token_hash_key", Write::InsertContactSession(s)) => {
+            already("contact session", &s.link_id)
+        }
         _ => return None,
     })
 }
@@ -242,6 +248,16 @@ fn foreign_key_refusal(constraint: &str, tenant: TenantId, write: &Write, key: O
             not_found("portal", c.portal_id)
         }
         ("task_comment_tenant_id_task_id_fkey", Write::InsertComment(c)) => not_found("task", c.task_id),
+        (
+            "access_link_tenant_id_contact_id_fkey" | "access_link_tenant_id_portal_id_fkey",
+            Write::InsertAccessLink(l),
+        ) => not_found("contact", l.contact_id),
+        (
+            "contact_session_tenant_id_link_id_fkey"
+            | "contact_session_tenant_id_contact_id_fkey"
+            | "contact_session_tenant_id_portal_id_fkey",
+            Write::InsertContactSession(s),
+        ) => not_found("access link", s.link_id),
         _ => return None,
     })
 }

@@ -64,6 +64,7 @@
 //! them; on a server running without it, call [`PgStorage::analyze`] after loading data (a
 //! benchmark's seed, an import).
 
+mod access;
 mod auth;
 mod batch;
 mod error;

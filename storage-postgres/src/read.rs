@@ -31,7 +31,8 @@ pub(crate) fn sql_limit<C>(page: &PageRequest<C>) -> i64 {
     i64::try_from(page.clamped_limit()).unwrap_or(MAX_PAGE as i64)
 }
 
-const GET_TENANT: &str = "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, created_at \
+const GET_TENANT: &str = "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, \
+            access_link_expiry_days, version, created_at \
      FROM tenant WHERE tenant_id = $1";
 
 const GET_ROLE: &str = "SELECT r.tenant_id, r.id, r.name, r.version, \

@@ -20,12 +20,12 @@ use portal_core::portal::{Contact, Phase, Portal};
 use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
 use portal_core::task::{ChecklistItem, Comment, SurveyQuestion, Task};
 use portal_core::template::{TaskKey, Template, TemplatePhase, TemplateTask};
-use portal_core::tenant::{Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
+use portal_core::tenant::{LinkSettings, Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
 use portal_core::value::{CommentBody, DayOffset, Description, Email, ItemText, Name, Reason, Title};
 use uuid::Uuid;
 
 /// A stored value that does not read back as its domain type.
-fn corrupt(what: &str, e: impl Display) -> StorageError {
+pub(crate) fn corrupt(what: &str, e: impl Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -107,6 +107,7 @@ pub(crate) struct TenantRow {
     time_zone: String,
     billable_default: bool,
     forwarded_link_protection: bool,
+    access_link_expiry_days: i32,
     version: i64,
     created_at: DateTime<Utc>,
 }
@@ -121,6 +122,10 @@ impl TryFrom<TenantRow> for Tenant {
                 time_zone: TimeZone::parse(&r.time_zone).map_err(|e| corrupt("tenant time zone", e))?,
                 billable_default: r.billable_default,
                 forwarded_link_protection: r.forwarded_link_protection,
+            },
+            link_settings: LinkSettings {
+                access_link_expiry_days: u16::try_from(r.access_link_expiry_days)
+                    .map_err(|e| corrupt("tenant access link expiry", e))?,
             },
             version: r.version,
             created_at: r.created_at,

@@ -254,11 +254,11 @@ async fn story(e: &Engine) -> (TenantId, Vec<String>) {
             .await,
     ));
     log.push(answer(
-        e.update_tenant(&p, 1, name("MSP renamed"), TenantSettings::default())
+        e.update_tenant(&p, 1, name("MSP renamed"), TenantSettings::default(), None)
             .await,
     ));
     log.push(answer(
-        e.update_tenant(&p, 1, name("MSP stale"), TenantSettings::default())
+        e.update_tenant(&p, 1, name("MSP stale"), TenantSettings::default(), None)
             .await,
     ));
 

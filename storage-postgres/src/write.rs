@@ -13,6 +13,7 @@
 //!   `NOT EXISTS` guard and reports the clash after the version check, as the reference store
 //!   does.
 
+mod access;
 mod admin;
 mod portal;
 
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use portal_core::activity::ActivityEvent;
 use portal_core::error::CommandError;
 use portal_core::id::TenantId;
-use portal_core::outcome::{OutboundMessage, Outcome, Write};
+use portal_core::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use portal_core::storage::{OutcomeRepo, StorageError, StorageResult};
 use sqlx::PgConnection;
 use sqlx::postgres::PgBindIterExt;
@@ -56,8 +57,8 @@ impl Cx<'_> {
 ///
 /// A row of another tenant is refused before anything is written
 /// ([`StorageError::Invariant`]). Then the writes are applied in order, the events appended
-/// and the messages queued (status `queued`, no attempt yet, due at once). Access effects need
-/// no row yet: the sessions and links they revoke come with the contacts work.
+/// and the messages queued (status `queued`, no attempt yet, due at once), and last the access
+/// effects applied (archiving revokes every link and session of the portal).
 pub(crate) async fn apply_outcome(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -73,7 +74,17 @@ pub(crate) async fn apply_outcome(
             apply_write(conn, Cx { tenant, write: w }).await?;
         }
         insert_events(conn, tenant, &outcome.events).await?;
-        insert_messages(conn, tenant, &outcome.messages).await
+        insert_messages(conn, tenant, &outcome.messages).await?;
+        for effect in &outcome.effects {
+            match *effect {
+                AccessEffect::RevokeAllClientAccess { portal_id, at } => {
+                    access::revoke(conn, tenant, access::Scope::Portal(portal_id.as_uuid()), at)
+                        .await
+                        .map_err(|e| Fail::Store(map_sqlx(e)))?;
+                }
+            }
+        }
+        Ok(())
     };
     match applied.await {
         Ok(()) => Ok(Ok(())),
@@ -216,6 +227,13 @@ async fn apply_write(conn: &mut PgConnection, cx: Cx<'_>) -> Step {
         } => portal::update_contact(conn, cx, contact, *expected_version).await,
         Write::DeleteContact { id } => portal::delete_contact(conn, cx, *id).await,
         Write::InsertComment(c) => portal::insert_comment(conn, cx, c).await,
+        Write::InsertAccessLink(l) => access::insert_link(conn, cx, l).await,
+        Write::RevokeContactAccess { contact_id, at } => {
+            access::revoke(conn, cx.tenant, access::Scope::Contact(contact_id.as_uuid()), *at)
+                .await
+                .map_err(|e| cx.err(e))
+        }
+        Write::InsertContactSession(s) => access::insert_session(conn, cx, s).await,
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             portal::erase_events_of_portal(conn, cx, *portal_id, *erased_by).await
         }

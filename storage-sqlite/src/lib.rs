@@ -66,6 +66,7 @@
 //! `YYYY-MM-DD` TEXT, booleans INTEGER 0/1 and JSON is TEXT. The migrations in `migrations/`
 //! have the same names and the same tables and columns as the PostgreSQL backend's.
 
+mod access;
 mod auth;
 mod error;
 mod read;

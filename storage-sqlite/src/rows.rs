@@ -23,7 +23,7 @@ use portal_core::task::{
     ChecklistItem, Comment, EvidenceType, SurveyKind, SurveyQuestion, Task, TaskOwner, TaskStatus,
 };
 use portal_core::template::{TaskKey, TemplateTask};
-use portal_core::tenant::{Permission, StaffUser, Tenant, TenantSettings, TimeZone};
+use portal_core::tenant::{LinkSettings, Permission, StaffUser, Tenant, TenantSettings, TimeZone};
 use portal_core::value::{CommentBody, DayOffset, Description, Email, ItemText, Name, Priority, Reason, Title};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -32,7 +32,8 @@ use crate::error::{corrupt, parse};
 
 macro_rules! tenant_columns {
     () => {
-        "tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, created_at"
+        "tenant_id, name, time_zone, billable_default, forwarded_link_protection, access_link_expiry_days, version, \
+         created_at"
     };
 }
 macro_rules! role_columns {
@@ -156,6 +157,7 @@ pub(crate) struct TenantRow {
     time_zone: String,
     billable_default: bool,
     forwarded_link_protection: bool,
+    access_link_expiry_days: i64,
     version: i64,
     created_at: DateTime<Utc>,
 }
@@ -170,6 +172,12 @@ impl TryFrom<TenantRow> for Tenant {
                 time_zone: parse("tenant.time_zone", TimeZone::parse(&r.time_zone))?,
                 billable_default: r.billable_default,
                 forwarded_link_protection: r.forwarded_link_protection,
+            },
+            link_settings: LinkSettings {
+                access_link_expiry_days: parse(
+                    "tenant.access_link_expiry_days",
+                    u16::try_from(r.access_link_expiry_days),
+                )?,
             },
             version: r.version,
             created_at: r.created_at,

@@ -27,6 +27,7 @@ fn tenant(n: u128) -> Tenant {
         id: TenantId::from_uuid(Uuid::from_u128(n)),
         name: name("Acme"),
         settings: TenantSettings::default(),
+        link_settings: portal_core::tenant::LinkSettings::default(),
         version: 1,
         created_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time"),
     }

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use portal_core::activity::ActivityEvent;
 use portal_core::error::CommandError;
 use portal_core::id::TenantId;
-use portal_core::outcome::{OutboundMessage, Outcome, Write};
+use portal_core::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use portal_core::portal::{Contact, PortalState};
 use portal_core::storage::{StorageError, StorageResult};
 use portal_core::task::Task;
@@ -91,7 +91,16 @@ pub(crate) async fn apply_outcome(
             return Ok(Err(e));
         }
     }
-    // Access effects (revoking client sessions and links) act on rows the contacts work adds.
+    // Access effects come after the writes, in the same transaction.
+    for effect in &outcome.effects {
+        match *effect {
+            AccessEffect::RevokeAllClientAccess { portal_id, at } => {
+                revoke_access(conn, tenant, Scope::Portal(portal_id.as_uuid()), at)
+                    .await
+                    .map_err(map_sqlx)?;
+            }
+        }
+    }
     Ok(Ok(()))
 }
 
@@ -627,7 +636,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         Write::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 created_at, access_link_expiry_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(t.id.as_uuid())
             .bind(t.name.as_str())
@@ -636,6 +645,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.settings.forwarded_link_protection)
             .bind(t.version)
             .bind(t.created_at)
+            .bind(i64::from(t.link_settings.access_link_expiry_days))
             .execute(&mut *conn)
             .await?;
         }
@@ -645,7 +655,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         } => {
             let changed = sqlx::query(
                 "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, forwarded_link_protection = $6, \
-                 version = $7, created_at = $8 WHERE tenant_id = $1 AND version = $2",
+                 version = $7, created_at = $8, access_link_expiry_days = $9 WHERE tenant_id = $1 AND version = $2",
             )
             .bind(t.id.as_uuid())
             .bind(expected_version)
@@ -655,6 +665,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.settings.forwarded_link_protection)
             .bind(t.version)
             .bind(t.created_at)
+            .bind(i64::from(t.link_settings.access_link_expiry_days))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -1093,6 +1104,41 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .execute(&mut *conn)
             .await?;
         }
+        Write::InsertAccessLink(l) => {
+            sqlx::query(
+                "INSERT INTO access_link (tenant_id, id, portal_id, contact_id, token_hash, created_at, expires_at, \
+                 revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(tid)
+            .bind(l.id.as_uuid())
+            .bind(l.portal_id.as_uuid())
+            .bind(l.contact_id.as_uuid())
+            .bind(l.token_hash.as_bytes().as_slice())
+            .bind(l.created_at)
+            .bind(l.expires_at)
+            .bind(l.revoked_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Write::RevokeContactAccess { contact_id, at } => {
+            revoke_access(conn, tenant, Scope::Contact(contact_id.as_uuid()), *at).await?;
+        }
+        Write::InsertContactSession(cs) => {
+            sqlx::query(
+                "INSERT INTO contact_session (tenant_id, token_hash, portal_id, contact_id, link_id, created_at, \
+                 last_used_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(tid)
+            .bind(cs.token_hash.as_bytes().as_slice())
+            .bind(cs.portal_id.as_uuid())
+            .bind(cs.contact_id.as_uuid())
+            .bind(cs.link_id.as_uuid())
+            .bind(cs.created_at)
+            .bind(cs.last_used_at)
+            .bind(cs.expires_at)
+            .execute(&mut *conn)
+            .await?;
+        }
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             sqlx::query(
                 "UPDATE activity_event SET summary = '', details = 'null', actor_display = NULL, erased_by = $3 \
@@ -1106,6 +1152,48 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         }
     }
     Ok(Ok(()))
+}
+
+/// Whose client access [`revoke_access`] ends.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope {
+    /// Every link and session of one contact.
+    Contact(Uuid),
+    /// Every link and session of one portal.
+    Portal(Uuid),
+}
+
+/// Revokes the links not yet revoked (`revoked_at = at`) and deletes the sessions of the scope.
+pub(crate) async fn revoke_access(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    scope: Scope,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    let (links, sessions, id) = match scope {
+        Scope::Contact(id) => (
+            "UPDATE access_link SET revoked_at = $3 WHERE tenant_id = $1 AND contact_id = $2 AND revoked_at IS NULL",
+            "DELETE FROM contact_session WHERE tenant_id = $1 AND contact_id = $2",
+            id,
+        ),
+        Scope::Portal(id) => (
+            "UPDATE access_link SET revoked_at = $3 WHERE tenant_id = $1 AND portal_id = $2 AND revoked_at IS NULL",
+            "DELETE FROM contact_session WHERE tenant_id = $1 AND portal_id = $2",
+            id,
+        ),
+    };
+    sqlx::query(links)
+        .bind(tenant.as_uuid())
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(sessions)
+        .bind(tenant.as_uuid())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn insert_permissions(
@@ -1221,6 +1309,21 @@ mod exists_sql {
     pub(super) const COMMENT: &str = "SELECT 1 FROM task_comment WHERE tenant_id = $1 AND id = $2";
     pub(super) const EVENT: &str = "SELECT 1 FROM activity_event WHERE tenant_id = $1 AND id = $2";
     pub(super) const MESSAGE: &str = "SELECT 1 FROM outbox_message WHERE tenant_id = $1 AND id = $2";
+    pub(super) const ACCESS_LINK: &str = "SELECT 1 FROM access_link WHERE tenant_id = $1 AND id = $2";
+}
+
+/// Whether a token hash is already stored (token hashes are unique across tenants).
+async fn hash_taken(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    hash: &portal_core::auth::TokenHash,
+) -> StorageResult<bool> {
+    let row: Option<i64> = sqlx::query_scalar(sql)
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    Ok(row.is_some())
 }
 
 async fn exists(conn: &mut SqliteConnection, sql: &'static str, tenant: TenantId, id: Uuid) -> StorageResult<bool> {
@@ -1595,10 +1698,40 @@ async fn explain(conn: &mut SqliteConnection, tenant: TenantId, step: Step<'_>) 
                     .then(|| already("comment", &c.id))
             );
         }
+        Write::InsertAccessLink(l) => {
+            let contact = l.contact_id.as_uuid();
+            check!((!exists(conn, exists_sql::CONTACT, tenant, contact).await?).then(|| not_found("contact", contact)));
+            check!(
+                hash_taken(conn, "SELECT 1 FROM access_link WHERE token_hash = $1", &l.token_hash)
+                    .await?
+                    .then(|| already("access link", &l.id))
+            );
+            check!(
+                exists(conn, exists_sql::ACCESS_LINK, tenant, l.id.as_uuid())
+                    .await?
+                    .then(|| already("access link", &l.id))
+            );
+        }
+        Write::InsertContactSession(cs) => {
+            let link = cs.link_id.as_uuid();
+            check!(
+                (!exists(conn, exists_sql::ACCESS_LINK, tenant, link).await?).then(|| not_found("access link", link))
+            );
+            check!(
+                hash_taken(
+                    conn,
+                    "SELECT 1 FROM contact_session WHERE token_hash = $1",
+                    &cs.token_hash
+                )
+                .await?
+                .then(|| already("contact session", &cs.link_id))
+            );
+        }
         Write::DeletePortal { .. }
         | Write::DeletePhase { .. }
         | Write::DeleteTask { .. }
         | Write::DeleteContact { .. }
+        | Write::RevokeContactAccess { .. }
         | Write::EraseEventsOfPortal { .. } => {}
     }
     Ok(None)

@@ -16,12 +16,12 @@ use portal_core::lifecycle::PortalStatus;
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
 use portal_core::portal::{Contact, ContactInput, ContactRole, PortalState};
-use portal_core::service::{Engine, ServiceError};
+use portal_core::service::{Engine, ServiceError, ServiceResult};
 use portal_core::storage::{
     ActivityFilter, AssignedTask, Clock, PageRequest, PortalFilter, PortalTaskCounts, Storage, StorageError,
 };
 use portal_core::task::{EvidenceType, TaskOwner, TaskStatus};
-use portal_core::tenant::{Permission, PermissionSet};
+use portal_core::tenant::{LinkSettings, Permission, PermissionSet};
 use portal_core::value::{CommentBody, Description, Reason, Title};
 
 use crate::fixtures::{self, email, name};
@@ -130,12 +130,30 @@ pub async fn tenants_roles_and_staff(storage: Arc<dyn Storage>) {
     // Tenant settings: compare-and-set on the tenant's version.
     let mut settings = tenant.settings.clone();
     settings.billable_default = false;
+    assert_eq!(tenant.link_settings.access_link_expiry_days, 30, "the default");
+    let too_long = LinkSettings {
+        access_link_expiry_days: 366,
+    };
+    let e = engine
+        .update_tenant(
+            &admin,
+            tenant.version,
+            name("Acme IT"),
+            settings.clone(),
+            Some(too_long),
+        )
+        .await
+        .expect_err("out of range");
+    assert_eq!(code(&e), "invalid_value");
+    let links = LinkSettings {
+        access_link_expiry_days: 14,
+    };
     engine
-        .update_tenant(&admin, tenant.version, name("Acme IT"), settings.clone())
+        .update_tenant(&admin, tenant.version, name("Acme IT"), settings.clone(), Some(links))
         .await
         .expect("settings");
     let stale = engine
-        .update_tenant(&admin, tenant.version, name("Acme IT 2"), settings)
+        .update_tenant(&admin, tenant.version, name("Acme IT 2"), settings, None)
         .await
         .expect_err("stale");
     assert_eq!(code(&stale), "stale_version");
@@ -144,6 +162,7 @@ pub async fn tenants_roles_and_staff(storage: Arc<dyn Storage>) {
         (t.name.as_str(), t.version, t.settings.billable_default),
         ("Acme IT", tenant.version + 1, false)
     );
+    assert_eq!(t.link_settings, links, "the link settings round-trip");
 }
 
 /// Nothing of one tenant is visible or changeable through another's id space.
@@ -2248,3 +2267,385 @@ pub const SCENARIOS: &[&str] = &[
     "auth_hosts_sessions_and_attempts",
     "assigned_tasks_and_task_counts",
 ];
+
+/// The raw bytes of a token, decoded from its base64url form by hand (to look for them in what
+/// is stored).
+#[must_use]
+pub fn raw_token_bytes(token: &SecretToken) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = Vec::with_capacity(32);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in token.encode().bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("a base64url character");
+        acc = (acc << 6) | u32::try_from(v).expect("small");
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xFF).expect("a byte"));
+        }
+    }
+    out
+}
+
+async fn transition(engine: &Engine, admin: &Principal, portal: PortalId, to: PortalStatus) -> ServiceResult<Outcome> {
+    let v = state(engine, admin, portal).await.portal.version;
+    engine
+        .transition_portal(
+            admin,
+            portal,
+            TransitionRequest {
+                to,
+                expected_version: v,
+                confirm: true,
+            },
+        )
+        .await
+}
+
+/// Access links and contact sessions (CON-2 to CON-5, ONB-4 to ONB-6, BYD-4): issue and resend
+/// both work, regenerate and revoke kill earlier links and sessions, links and sessions expire,
+/// archive revokes everything in its own commit, deleting a contact or a portal removes its rows,
+/// another tenant finds nothing, and no raw token is stored.
+#[allow(clippy::too_many_lines)]
+pub async fn access_links_and_sessions(storage: Arc<dyn Storage>) {
+    let (engine, clock) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    let (_, _, draft) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let pat = s.contacts.iter().find(|c| c.primary).expect("Pat").id;
+    let ian = s.contacts.iter().find(|c| !c.primary).expect("Ian").id;
+    let draft_pat = state(&engine, &admin, draft).await.contacts[0].id;
+    let live = |t: &SecretToken| {
+        let storage = storage.clone();
+        let hash = t.hash();
+        let now = engine.now();
+        async move {
+            storage
+                .touch_contact_session(tenant.id, &hash, now)
+                .await
+                .expect("storage")
+                .is_some()
+        }
+    };
+
+    // A draft portal's contact gets no link (ONB-4); a contact of another portal is not found.
+    let e = engine
+        .issue_access_link(&admin, draft, draft_pat)
+        .await
+        .expect_err("draft");
+    assert_eq!(code(&e), "wrong_portal_status");
+    let e = engine
+        .issue_access_link(&admin, portal, draft_pat)
+        .await
+        .expect_err("another portal's contact");
+    assert_eq!(code(&e), "not_found");
+
+    // Issue, then resend: two links, both open the portal; the expiry is the tenant's 30 days.
+    let first = engine.issue_access_link(&admin, portal, pat).await.expect("issued");
+    let second = engine.issue_access_link(&admin, portal, pat).await.expect("resent");
+    assert_eq!(first.link.expires_at - first.link.created_at, Duration::days(30));
+    assert_ne!(first.link.token_hash, second.link.token_hash);
+    for issued in [&first, &second] {
+        assert_eq!(issued.link.token_hash, issued.token.hash());
+        assert_ne!(
+            issued.link.token_hash.as_bytes().to_vec(),
+            raw_token_bytes(&issued.token)
+        );
+        let stored = storage
+            .find_access_link(tenant.id, &issued.token.hash())
+            .await
+            .expect("storage");
+        assert_eq!(stored.as_ref(), Some(&issued.link));
+        let raw = portal_core::auth::TokenHash::from_slice(&raw_token_bytes(&issued.token)).expect("32 bytes");
+        assert_eq!(
+            storage.find_access_link(tenant.id, &raw).await.expect("storage"),
+            None,
+            "the raw token is not what is stored"
+        );
+        assert_eq!(
+            storage
+                .find_access_link(other.id, &issued.token.hash())
+                .await
+                .expect("storage"),
+            None,
+            "another tenant finds nothing"
+        );
+        assert!(
+            engine
+                .open_access_link(other.id, &issued.token)
+                .await
+                .expect("storage")
+                .is_none()
+        );
+    }
+    let s1 = engine
+        .open_access_link(tenant.id, &first.token)
+        .await
+        .expect("storage")
+        .expect("the first link opens");
+    let s2 = engine
+        .open_access_link(tenant.id, &second.token)
+        .await
+        .expect("storage")
+        .expect("the resent link opens too");
+    assert_eq!((s1.session.portal_id, s1.session.contact_id), (portal, pat));
+    assert_eq!(s1.session.expires_at - s1.session.created_at, Duration::hours(24));
+    assert!(live(&s1.token).await && live(&s2.token).await);
+    assert!(
+        storage
+            .touch_contact_session(other.id, &s1.token.hash(), engine.now())
+            .await
+            .expect("storage")
+            .is_none(),
+        "another tenant's session lookup finds nothing"
+    );
+    let (rolled, contact) = engine
+        .contact_session(tenant.id, &s1.token.hash())
+        .await
+        .expect("storage")
+        .expect("live");
+    assert!(rolled.expires_at > s1.session.expires_at, "the session rolls");
+    assert_eq!(rolled.created_at, s1.session.created_at);
+    let (overview, _) = engine
+        .portal_overview(&contact, portal)
+        .await
+        .expect("the contact reads its portal");
+    assert_eq!(overview.portal.id, portal);
+    assert_eq!(
+        code(
+            &engine
+                .portal_overview(&contact, draft)
+                .await
+                .expect_err("not its portal")
+        ),
+        "not_found"
+    );
+    let opened = engine
+        .list_activity(
+            &admin,
+            &ActivityFilter {
+                portal: Some(portal),
+                kinds: vec![EventKind::ContactAccessedPortal],
+            },
+            PageRequest::first(10),
+        )
+        .await
+        .expect("activity");
+    assert_eq!(opened.len(), 2);
+    assert_eq!(opened[0].actor, contact.actor());
+    for ev in &opened {
+        let text = serde_json::to_string(ev).expect("serialises");
+        assert!(!text.contains(&first.token.encode()) && !text.contains(&second.token.encode()));
+    }
+    let (own_links, own_sessions) = engine.own_access(&contact).await.expect("own access");
+    assert_eq!(own_links, vec![first.link.clone(), second.link.clone()]);
+    assert_eq!(own_sessions.len(), 2);
+
+    // Regenerate: one new link; every earlier link and session of Pat is dead.
+    let third = engine
+        .regenerate_access_link(&admin, portal, pat)
+        .await
+        .expect("regenerated");
+    assert!(!live(&s1.token).await && !live(&s2.token).await);
+    for dead in [&first, &second] {
+        assert!(
+            engine
+                .open_access_link(tenant.id, &dead.token)
+                .await
+                .expect("storage")
+                .is_none()
+        );
+    }
+    let links = engine.list_access_links(&admin, portal, pat).await.expect("links");
+    assert_eq!(links.len(), 3);
+    assert!(links[..2].iter().all(|l| l.revoked_at.is_some()) && links[2] == third.link);
+    let s3 = engine
+        .open_access_link(tenant.id, &third.token)
+        .await
+        .expect("storage")
+        .expect("the new link opens");
+
+    // Revoke: the link and the session die at once.
+    engine
+        .revoke_contact_access(&admin, portal, pat)
+        .await
+        .expect("revoked");
+    assert!(!live(&s3.token).await);
+    assert!(
+        engine
+            .open_access_link(tenant.id, &third.token)
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    assert!(
+        engine
+            .list_access_links(&admin, portal, pat)
+            .await
+            .expect("links")
+            .iter()
+            .all(|l| l.revoked_at.is_some())
+    );
+
+    // Sign-out and sign-out everywhere end sessions without touching the link.
+    let ian_link = engine.issue_access_link(&admin, portal, ian).await.expect("issued");
+    let a = engine
+        .open_access_link(tenant.id, &ian_link.token)
+        .await
+        .expect("storage")
+        .expect("opens");
+    let b = engine
+        .open_access_link(tenant.id, &ian_link.token)
+        .await
+        .expect("storage")
+        .expect("opens again");
+    assert!(
+        engine
+            .end_contact_session(tenant.id, &a.token.hash())
+            .await
+            .expect("signed out")
+    );
+    assert!(
+        !engine
+            .end_contact_session(other.id, &b.token.hash())
+            .await
+            .expect("storage")
+    );
+    assert!(!live(&a.token).await && live(&b.token).await);
+    let (_, ian_principal) = engine
+        .contact_session(tenant.id, &b.token.hash())
+        .await
+        .expect("storage")
+        .expect("live");
+    assert_eq!(
+        engine
+            .end_all_contact_sessions(&ian_principal)
+            .await
+            .expect("everywhere"),
+        1
+    );
+    assert!(!live(&b.token).await);
+
+    // Archive: a refused (stale) archive revokes nothing; the real one revokes every link and
+    // session of the portal in its own commit. Restore and re-activate: old links stay dead.
+    let c = engine
+        .open_access_link(tenant.id, &ian_link.token)
+        .await
+        .expect("storage")
+        .expect("opens");
+    let v = state(&engine, &admin, portal).await.portal.version;
+    let stale = engine
+        .transition_portal(
+            &admin,
+            portal,
+            TransitionRequest {
+                to: PortalStatus::Archived,
+                expected_version: v - 1,
+                confirm: true,
+            },
+        )
+        .await
+        .expect_err("stale");
+    assert_eq!(code(&stale), "stale_version");
+    assert!(live(&c.token).await, "a refused archive revokes nothing");
+    let archived = transition(&engine, &admin, portal, PortalStatus::Archived)
+        .await
+        .expect("archived");
+    assert!(matches!(
+        archived.effects.as_slice(),
+        [portal_core::outcome::AccessEffect::RevokeAllClientAccess { portal_id, .. }] if *portal_id == portal
+    ));
+    assert!(!live(&c.token).await);
+    let revoked = engine.list_access_links(&admin, portal, ian).await.expect("links");
+    assert!(revoked.iter().all(|l| l.revoked_at.is_some()), "{revoked:?}");
+    transition(&engine, &admin, portal, PortalStatus::Draft)
+        .await
+        .expect("restored");
+    transition(&engine, &admin, portal, PortalStatus::Active)
+        .await
+        .expect("active again");
+    assert!(
+        engine
+            .open_access_link(tenant.id, &ian_link.token)
+            .await
+            .expect("storage")
+            .is_none(),
+        "old links stay dead after a restore"
+    );
+
+    // Expiry: links after the tenant's days, sessions after 24 hours without use.
+    let fresh = engine.issue_access_link(&admin, portal, ian).await.expect("issued");
+    let d = engine
+        .open_access_link(tenant.id, &fresh.token)
+        .await
+        .expect("storage")
+        .expect("opens");
+    clock.advance(Duration::hours(23));
+    assert!(live(&d.token).await, "used within 24 hours");
+    clock.advance(Duration::hours(24) + Duration::seconds(1));
+    assert!(!live(&d.token).await, "unused for 24 hours");
+    clock.advance(Duration::days(29));
+    assert!(
+        engine
+            .open_access_link(tenant.id, &fresh.token)
+            .await
+            .expect("storage")
+            .is_none(),
+        "expired"
+    );
+
+    // Removing a contact deletes its links and sessions; deleting the portal deletes them all.
+    let fresh = engine.issue_access_link(&admin, portal, ian).await.expect("issued");
+    let e = engine
+        .open_access_link(tenant.id, &fresh.token)
+        .await
+        .expect("storage")
+        .expect("opens");
+    let ian_version = state(&engine, &admin, portal)
+        .await
+        .contacts
+        .iter()
+        .find(|c| c.id == ian)
+        .expect("Ian")
+        .version;
+    engine
+        .remove_contact(&admin, portal, ian, ian_version)
+        .await
+        .expect("removed");
+    assert!(!live(&e.token).await);
+    assert_eq!(
+        storage.list_access_links(tenant.id, ian).await.expect("storage"),
+        vec![]
+    );
+    assert_eq!(
+        storage
+            .find_access_link(tenant.id, &fresh.token.hash())
+            .await
+            .expect("storage"),
+        None
+    );
+    let last = engine.issue_access_link(&admin, portal, pat).await.expect("issued");
+    let f = engine
+        .open_access_link(tenant.id, &last.token)
+        .await
+        .expect("storage")
+        .expect("opens");
+    engine
+        .delete_portal(&admin, portal, "Client Co onboarding")
+        .await
+        .expect("deleted");
+    assert!(!live(&f.token).await);
+    assert_eq!(
+        storage.list_access_links(tenant.id, pat).await.expect("storage"),
+        vec![]
+    );
+    assert_eq!(
+        storage
+            .find_access_link(tenant.id, &last.token.hash())
+            .await
+            .expect("storage"),
+        None
+    );
+}

@@ -9,7 +9,7 @@ use crate::error::CommandError;
 use crate::id::{RoleId, StaffUserId};
 use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, Principal, Resource, SystemPrincipal};
-use crate::tenant::{PermissionSet, Role, StaffUser, Tenant, TenantSettings};
+use crate::tenant::{LinkSettings, PermissionSet, Role, StaffUser, Tenant, TenantSettings};
 use crate::value::{Description, Email, Name};
 
 /// The name of the role [`create_tenant`] makes with every permission.
@@ -32,6 +32,7 @@ pub fn create_tenant(ctx: &mut Ctx, name: Name, settings: TenantSettings, admin:
         id: ctx.ids.next_id(),
         name,
         settings,
+        link_settings: LinkSettings::default(),
         version: 1,
         created_at: ctx.now,
     };
@@ -93,7 +94,8 @@ pub fn create_tenant(ctx: &mut Ctx, name: Name, settings: TenantSettings, admin:
     out
 }
 
-/// Changes the tenant's name and settings (compare-and-set on the tenant's version).
+/// Changes the tenant's name and settings (compare-and-set on the tenant's version), and its
+/// link settings when given (`None` keeps them).
 pub fn update_tenant(
     principal: &Principal,
     ctx: &mut Ctx,
@@ -101,6 +103,7 @@ pub fn update_tenant(
     expected_version: i64,
     name: Name,
     settings: TenantSettings,
+    link_settings: Option<LinkSettings>,
 ) -> Result<Outcome, CommandError> {
     allow(
         principal,
@@ -108,9 +111,12 @@ pub fn update_tenant(
         &Resource::Tenant { tenant: current.id },
     )?;
     check_version("tenant", current.id.as_uuid(), expected_version, current.version)?;
+    let link_settings = link_settings.unwrap_or(current.link_settings);
+    link_settings.check()?;
     let tenant = Tenant {
         name,
         settings,
+        link_settings,
         version: current.version + 1,
         ..current.clone()
     };
@@ -120,7 +126,13 @@ pub fn update_tenant(
         (None, None),
         EventKind::TenantSettingsChanged,
         "Tenant settings changed".to_owned(),
-        json!({ "before": current.settings, "after": tenant.settings, "name": tenant.name }),
+        json!({
+            "before": current.settings,
+            "after": tenant.settings,
+            "links_before": current.link_settings,
+            "links_after": tenant.link_settings,
+            "name": tenant.name,
+        }),
     );
     Ok(Outcome {
         writes: vec![Write::UpdateTenant {

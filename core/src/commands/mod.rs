@@ -2,6 +2,7 @@
 //! and the request, checks [`authorize`] first, and returns a
 //! [`CommandError`] or an [`Outcome`](crate::outcome::Outcome) for storage to commit. None does I/O.
 
+pub mod access;
 pub mod admin;
 pub mod contact;
 pub mod draft;

@@ -359,8 +359,10 @@ pub fn transition_portal(
                 });
             }
             next.portal.status = to;
-            out.effects
-                .push(AccessEffect::RevokeAllClientAccess { portal_id: p.id });
+            out.effects.push(AccessEffect::RevokeAllClientAccess {
+                portal_id: p.id,
+                at: ctx.now,
+            });
             details["revoked"] = json!("all client sessions and access links of this portal");
         }
         PortalStatus::Draft | PortalStatus::Converted => next.portal.status = to,
@@ -424,7 +426,10 @@ pub fn delete_portal(
             Write::DeletePortal { id: p.id },
         ],
         events: vec![audit],
-        effects: vec![AccessEffect::RevokeAllClientAccess { portal_id: p.id }],
+        effects: vec![AccessEffect::RevokeAllClientAccess {
+            portal_id: p.id,
+            at: ctx.now,
+        }],
         ..Outcome::default()
     })
 }

@@ -34,8 +34,10 @@ impl Engine {
         expected_version: i64,
         name: Name,
         settings: TenantSettings,
+        link_settings: Option<crate::tenant::LinkSettings>,
     ) -> ServiceResult<Tenant> {
-        self.update_tenant(principal, expected_version, name, settings).await?;
+        self.update_tenant(principal, expected_version, name, settings, link_settings)
+            .await?;
         self.get_tenant(principal).await
     }
 

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+mod access;
 mod admin;
 mod contacts;
 mod dashboard;
 
+pub use access::{IssuedLink, OpenedSession};
 pub use dashboard::PortalSummary;
 
 use crate::activity::ActivityEvent;
@@ -179,21 +181,29 @@ impl Engine {
         Ok(id)
     }
 
-    /// Changes the tenant's name and settings.
+    /// Changes the tenant's name and settings, and its link settings when given.
     pub async fn update_tenant(
         &self,
         principal: &Principal,
         expected_version: i64,
         name: Name,
         settings: TenantSettings,
+        link_settings: Option<crate::tenant::LinkSettings>,
     ) -> ServiceResult<()> {
         let tenant = self
             .storage
             .get_tenant(principal.tenant_id())
             .await?
             .ok_or_else(|| not_found("tenant", principal.tenant_id().as_uuid()))?;
-        let outcome =
-            commands::admin::update_tenant(principal, &mut self.ctx(), &tenant, expected_version, name, settings)?;
+        let outcome = commands::admin::update_tenant(
+            principal,
+            &mut self.ctx(),
+            &tenant,
+            expected_version,
+            name,
+            settings,
+            link_settings,
+        )?;
         self.commit(tenant.id, outcome).await?;
         Ok(())
     }

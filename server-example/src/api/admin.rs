@@ -14,7 +14,7 @@ use portal_core::id::{RoleId, StaffUserId};
 use portal_core::policy::{Action, Principal, Resource, authorize};
 use portal_core::service::ServiceError;
 use portal_core::storage::StorageError;
-use portal_core::tenant::{PermissionSet, Role, StaffUser, Tenant, TenantSettings};
+use portal_core::tenant::{LinkSettings, PermissionSet, Role, StaffUser, Tenant, TenantSettings};
 use portal_core::value::{Email, Name};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -48,6 +48,9 @@ pub struct TenantRequest {
     pub name: Name,
     /// The settings, whole.
     pub settings: TenantSettings,
+    /// The settings of client links (access link expiry, BYD-4); left out, they stay as they are.
+    #[serde(default)]
+    pub link_settings: Option<LinkSettings>,
 }
 
 /// A host name the tenant is served at.
@@ -186,7 +189,13 @@ async fn update_tenant(
 ) -> Result<Tagged<Tenant>, ApiError> {
     let t = state
         .engine
-        .edit_tenant(&staff.principal, version, request.name, request.settings)
+        .edit_tenant(
+            &staff.principal,
+            version,
+            request.name,
+            request.settings,
+            request.link_settings,
+        )
         .await?;
     Ok(Tagged(t.version, t))
 }

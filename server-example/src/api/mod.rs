@@ -6,6 +6,7 @@
 //! updates need `If-Match` (428 without, 412 when stale); lists are keyset pages
 //! (`?limit=&cursor=`, `next_cursor` in the answer, the limit capped at 200).
 
+pub mod access;
 pub mod activity;
 pub mod admin;
 pub mod companies;
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(templates::routes())
         .merge(portals::routes())
         .merge(contacts::routes())
+        .merge(access::routes())
         .merge(tasks::routes())
         .merge(activity::routes())
 }

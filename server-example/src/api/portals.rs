@@ -116,7 +116,7 @@ pub struct PortalTransitioned {
     pub client_access_revoked: bool,
 }
 
-fn build_overview(state: PortalState, progress: Progress, company_name: Name) -> PortalOverview {
+pub(crate) fn build_overview(state: PortalState, progress: Progress, company_name: Name) -> PortalOverview {
     let phases = state
         .phases
         .into_iter()
@@ -527,7 +527,7 @@ async fn transition_portal(
     let client_access_revoked = outcome
         .effects
         .iter()
-        .any(|e| matches!(e, AccessEffect::RevokeAllClientAccess { portal_id } if *portal_id == id));
+        .any(|e| matches!(e, AccessEffect::RevokeAllClientAccess { portal_id, .. } if *portal_id == id));
     let Tagged(v, overview) = overview(&state, p, id).await?;
     Ok(Tagged(
         v,

@@ -14,10 +14,10 @@ use crate::error::{Step, already, not_found};
 
 const TENANT_VERSION: &str = "SELECT version FROM tenant WHERE tenant_id = $1 AND tenant_id = $2";
 const INSERT_TENANT: &str = "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, \
-         forwarded_link_protection, version, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+         forwarded_link_protection, version, created_at, access_link_expiry_days) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
 const UPDATE_TENANT: &str = "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, \
-         forwarded_link_protection = $6, version = $7, created_at = $8 \
+         forwarded_link_protection = $6, version = $7, created_at = $8, access_link_expiry_days = $9 \
      WHERE tenant_id = $1 AND version = $2";
 
 pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &Tenant) -> Step {
@@ -28,7 +28,8 @@ pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.settings.billable_default)
         .bind(tenant.settings.forwarded_link_protection)
         .bind(tenant.version)
-        .bind(tenant.created_at);
+        .bind(tenant.created_at)
+        .bind(i32::from(tenant.link_settings.access_link_expiry_days));
     if exec(conn, cx, query).await? == 0 {
         return Err(already("tenant", &tenant.id));
     }
@@ -44,7 +45,8 @@ pub(super) async fn update_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.settings.billable_default)
         .bind(tenant.settings.forwarded_link_protection)
         .bind(tenant.version)
-        .bind(tenant.created_at);
+        .bind(tenant.created_at)
+        .bind(i32::from(tenant.link_settings.access_link_expiry_days));
     let rows = exec(conn, cx, query).await?;
     cas(conn, cx, rows, TENANT_VERSION, "tenant", tenant.id.as_uuid(), expected).await
 }

@@ -26,6 +26,7 @@ macro_rules! conformance {
                 large_portal,
                 auth_hosts_sessions_and_attempts,
                 assigned_tasks_and_task_counts,
+                access_links_and_sessions,
             );
         }
     };

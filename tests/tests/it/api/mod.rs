@@ -1,6 +1,7 @@
 //! The `/api/v1` JSON API over real HTTP on `127.0.0.1:0`: two tenants served by host name, staff
 //! sessions, and a client that speaks for one of them.
 
+mod access;
 mod auth;
 mod bad_input;
 mod contacts;

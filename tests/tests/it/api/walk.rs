@@ -21,6 +21,20 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("post", "/api/v1/auth/sign-in"),
+    // Opening a contact's access link: the token in the body is the credential (CON-4). Every
+    // bad link answers 404 `link_not_found` and openings are limited per address; covered by
+    // tests/tests/it/api/access.rs.
+    ("post", "/api/v1/access"),
+];
+
+/// Routes of a contact session (CON-4, BYD-4): every staff token is refused there (401), as is a
+/// contact session of tenant A presented at tenant B's host. They are walked with those, and
+/// their GETs read with tenant A's contact session.
+const CONTACT: &[(&str, &str)] = &[
+    ("get", "/api/v1/contact/portal"),
+    ("get", "/api/v1/contact/access"),
+    ("post", "/api/v1/contact/sign-out"),
+    ("post", "/api/v1/contact/sign-out-everywhere"),
 ];
 
 /// Routes any signed-in staff user may call whatever their permissions: their own session and
@@ -206,6 +220,19 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
             Some(json!({ "name": "Hijacked", "primary": true })),
         ),
         ("delete", "/api/v1/portals/{portal_id}/contacts/{contact_id}", None),
+        // access links (staff) and contact sessions (see CONTACT)
+        ("get", "/api/v1/portals/{portal_id}/contacts/{contact_id}/links", None),
+        ("post", "/api/v1/portals/{portal_id}/contacts/{contact_id}/links", None),
+        (
+            "post",
+            "/api/v1/portals/{portal_id}/contacts/{contact_id}/links/regenerate",
+            None,
+        ),
+        ("post", "/api/v1/portals/{portal_id}/contacts/{contact_id}/revoke", None),
+        ("get", "/api/v1/contact/portal", None),
+        ("get", "/api/v1/contact/access", None),
+        ("post", "/api/v1/contact/sign-out", None),
+        ("post", "/api/v1/contact/sign-out-everywhere", None),
         // tasks
         ("get", "/api/v1/portals/{portal_id}/tasks/{task_id}", None),
         (
@@ -431,6 +458,26 @@ async fn every_route_refuses_other_tenants_and_missing_permissions(store: &TestS
     let nobody = w.signed_in(HOST_A, "nobody@acme.test").await;
     let anonymous = w.client(HOST_A);
     let table = routes();
+    // A contact session of tenant A (the fixture's contact), and the same token at B's host.
+    let link = admin
+        .post(
+            &fx.fill("/api/v1/portals/{portal_id}/contacts/{contact_id}/links", ""),
+            &json!({}),
+        )
+        .await
+        .expect(201);
+    let opened = anonymous
+        .post("/api/v1/access", &json!({ "token": link["token"] }))
+        .await
+        .expect(200);
+    let contact_a = Api {
+        token: opened["session_token"].as_str().map(str::to_owned),
+        ..w.client(HOST_A)
+    };
+    let contact_a_at_b = Api {
+        token: contact_a.token.clone(),
+        ..w.client(HOST_B)
+    };
 
     let doc = admin.get("/api/openapi.json").await.expect(200);
     let mut walked = 0;
@@ -448,6 +495,23 @@ async fn every_route_refuses_other_tenants_and_missing_permissions(store: &TestS
             let body = body.as_ref().map(|b| fx.fill_body(b, p));
             let verb = Method::from_bytes(m.to_uppercase().as_bytes()).expect("a method");
             let has_ids = p.contains('{');
+
+            if CONTACT.contains(&(m, p)) {
+                // Staff tokens of either tenant, no session at all, and A's contact session at
+                // B's host: none is a contact session here.
+                for (who, client) in [
+                    ("no session", &anonymous),
+                    ("A's administrator", &admin),
+                    ("A's user without permissions", &nobody),
+                    ("B's administrator", &other_tenant),
+                    ("A's contact at B's host", &contact_a_at_b),
+                ] {
+                    let r = client.call(verb.clone(), &url, body.as_ref(), None).await;
+                    assert_eq!(r.status.as_u16(), 401, "{m} {p} as {who}: {}", r.body);
+                }
+                walked += 1;
+                continue;
+            }
 
             // No session: 401.
             let r = anonymous.call(verb.clone(), &url, body.as_ref(), Some("\"1\"")).await;
@@ -496,8 +560,14 @@ async fn every_route_refuses_other_tenants_and_missing_permissions(store: &TestS
 
     // The fixture's ids are right: A's administrator reads every GET route.
     for (&(m, p), _) in table.iter().filter(|((m, _), _)| *m == "get") {
-        let r = admin.get(&fx.fill(p, p)).await;
-        assert_eq!(r.status.as_u16(), 200, "{m} {p} as A's administrator: {}", r.body);
+        let reader = if CONTACT.contains(&(m, p)) { &contact_a } else { &admin };
+        let r = reader.get(&fx.fill(p, p)).await;
+        assert_eq!(
+            r.status.as_u16(),
+            200,
+            "{m} {p} as A's administrator or contact: {}",
+            r.body
+        );
     }
     // The no-permission user's password works: it is their permissions that refuse them.
     nobody.get("/api/v1/auth/session").await.expect(200);

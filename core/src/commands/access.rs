@@ -1,0 +1,218 @@
+//! Contact access links (CON-2 to CON-4): issuing (and resending), revoking, regenerating and
+//! opening them. The stored rows and the decisions behind them are described in
+//! [`crate::access`].
+//!
+//! # Rules
+//!
+//! - Issuing and regenerating need [`Action::EditPortal`] and an `active` portal
+//!   (`wrong_portal_status` otherwise): a link of a draft or archived portal would open nothing
+//!   (ONB-4). Revoking needs [`Action::EditPortal`] in any status.
+//! - A command cannot draw random bytes: the caller passes the [`SecretToken`] of the new link or
+//!   session and only its hash enters the outcome. No token ever enters an event.
+//! - Issue (also "resend", CON-3) adds a link and leaves earlier ones valid until they expire.
+//!   Regenerate revokes every earlier link and session of the contact and issues one new link, in
+//!   one outcome (the revoke is written first). Revoke ends every link and session of the contact.
+//! - Opening a link ([`open_link`]) succeeds only when the link is not revoked, not expired, its
+//!   portal is `active` and its contact still exists; every failure is the same
+//!   [`CommandError::NotFound`] of an `access link`, so a caller cannot tell an unknown link from an
+//!   expired, revoked or draft one. The access is recorded as `contact_accessed_portal` with the
+//!   contact as the actor.
+
+use serde_json::json;
+
+use super::portal::{portal_resource, scope};
+use super::{Ctx, allow};
+use crate::access::{AccessLink, ContactSession};
+use crate::activity::EventKind;
+use crate::auth::SecretToken;
+use crate::error::CommandError;
+use crate::id::ContactId;
+use crate::lifecycle::PortalStatus;
+use crate::outcome::{Outcome, Write};
+use crate::policy::{Action, ContactPrincipal, Principal};
+use crate::portal::{Contact, PortalState};
+use crate::tenant::LinkSettings;
+
+fn contact_of(state: &PortalState, id: ContactId) -> Result<&Contact, CommandError> {
+    state
+        .contacts
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or(CommandError::NotFound {
+            entity: "contact",
+            id: id.as_uuid(),
+        })
+}
+
+fn require_active(state: &PortalState) -> Result<(), CommandError> {
+    match state.portal.status {
+        PortalStatus::Active => Ok(()),
+        actual => Err(CommandError::PortalStatus {
+            required: PortalStatus::Active,
+            actual,
+        }),
+    }
+}
+
+fn new_link(ctx: &mut Ctx, contact: &Contact, settings: &LinkSettings, token: &SecretToken) -> AccessLink {
+    AccessLink {
+        id: ctx.ids.next_id(),
+        tenant_id: contact.tenant_id,
+        portal_id: contact.portal_id,
+        contact_id: contact.id,
+        token_hash: token.hash(),
+        created_at: ctx.now,
+        expires_at: ctx.now + settings.access_link_lifetime(),
+        revoked_at: None,
+    }
+}
+
+/// Issues a new access link for a contact of an active portal (also "resend invite": earlier
+/// links stay valid until they expire). Returns the link as stored; the caller shows `token` once.
+pub fn issue_link(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    settings: &LinkSettings,
+    contact: ContactId,
+    token: &SecretToken,
+) -> Result<(AccessLink, Outcome), CommandError> {
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    let contact = contact_of(state, contact)?;
+    require_active(state)?;
+    let link = new_link(ctx, contact, settings, token);
+    let ev = ctx.event(
+        principal,
+        p.tenant_id,
+        scope(p),
+        EventKind::AccessLinkIssued,
+        format!("Access link issued to {}", contact.email),
+        json!({ "contact_id": contact.id, "link_id": link.id, "expires_at": link.expires_at }),
+    );
+    Ok((
+        link.clone(),
+        Outcome {
+            writes: vec![Write::InsertAccessLink(link)],
+            events: vec![ev],
+            ..Outcome::default()
+        },
+    ))
+}
+
+/// Revokes every access link of a contact and ends every session of it at once (CON-3).
+pub fn revoke_access(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    contact: ContactId,
+) -> Result<Outcome, CommandError> {
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    let contact = contact_of(state, contact)?;
+    let ev = ctx.event(
+        principal,
+        p.tenant_id,
+        scope(p),
+        EventKind::ContactAccessRevoked,
+        format!("Access of {} revoked", contact.email),
+        json!({ "contact_id": contact.id, "revoked": "every access link and session of the contact" }),
+    );
+    Ok(Outcome {
+        writes: vec![Write::RevokeContactAccess {
+            contact_id: contact.id,
+            at: ctx.now,
+        }],
+        events: vec![ev],
+        ..Outcome::default()
+    })
+}
+
+/// Revokes every earlier link and session of a contact of an active portal and issues one new
+/// link, in one outcome (CON-3 "regenerate token").
+pub fn regenerate_link(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    settings: &LinkSettings,
+    contact: ContactId,
+    token: &SecretToken,
+) -> Result<(AccessLink, Outcome), CommandError> {
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    let contact = contact_of(state, contact)?;
+    require_active(state)?;
+    let link = new_link(ctx, contact, settings, token);
+    let ev = ctx.event(
+        principal,
+        p.tenant_id,
+        scope(p),
+        EventKind::AccessLinkRegenerated,
+        format!("Access link of {} regenerated; earlier links revoked", contact.email),
+        json!({ "contact_id": contact.id, "link_id": link.id, "expires_at": link.expires_at }),
+    );
+    Ok((
+        link.clone(),
+        Outcome {
+            writes: vec![
+                Write::RevokeContactAccess {
+                    contact_id: contact.id,
+                    at: ctx.now,
+                },
+                Write::InsertAccessLink(link),
+            ],
+            events: vec![ev],
+            ..Outcome::default()
+        },
+    ))
+}
+
+/// Opens `link` (found by its token's hash) on the portal's current state: a new contact session
+/// identified by `session_token` and a `contact_accessed_portal` event (CON-4). Every reason to
+/// refuse (revoked, expired, another portal, portal not active, contact gone) is the same
+/// "access link not found".
+pub fn open_link(
+    ctx: &mut Ctx,
+    state: &PortalState,
+    link: &AccessLink,
+    session_token: &SecretToken,
+) -> Result<(ContactSession, Outcome), CommandError> {
+    let refused = CommandError::NotFound {
+        entity: "access link",
+        id: link.id.as_uuid(),
+    };
+    let p = &state.portal;
+    if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
+        return Err(refused);
+    }
+    let Ok(contact) = contact_of(state, link.contact_id) else {
+        return Err(refused);
+    };
+    let principal = Principal::Contact(ContactPrincipal {
+        tenant_id: p.tenant_id,
+        portal_id: p.id,
+        contact_id: contact.id,
+        email: contact.email.clone(),
+    });
+    // The policy lets a contact read its own portal only while it is active (ONB-4).
+    if allow(&principal, Action::ReadPortal, &portal_resource(p)).is_err() {
+        return Err(refused);
+    }
+    let session = ContactSession::start(session_token, link, ctx.now);
+    let ev = ctx.event(
+        &principal,
+        p.tenant_id,
+        scope(p),
+        EventKind::ContactAccessedPortal,
+        format!("{} opened the portal", contact.email),
+        json!({ "contact_id": contact.id, "link_id": link.id }),
+    );
+    Ok((
+        session.clone(),
+        Outcome {
+            writes: vec![Write::InsertContactSession(session)],
+            events: vec![ev],
+            ..Outcome::default()
+        },
+    ))
+}
