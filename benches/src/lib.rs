@@ -1,7 +1,7 @@
 //! # portal-benches
 //!
 //! Seeded data sets and the benchmarks of the MSP portal engine, held against the targets of
-//! the project's `PERFORMANCE.md` (PERF-1, PERF-2 and PERF-4 so far).
+//! the project's `PERFORMANCE.md` (PERF-1, PERF-2, PERF-4, PERF-5 and PERF-10 so far).
 //!
 //! ## Data sets
 //!
@@ -29,9 +29,13 @@
 //! `benches/storage.rs` (PERF-4 starting a 500-task portal on SQLite and PostgreSQL, each against
 //! its hand-written floor), run with `cargo bench -p portal-benches`. Besides divan's table,
 //! each prints a percentile report (median and p99 from samples of its own, see [`stats`]).
+//! `benches/http.rs` (PERF-5, PERF-10) is a load test with a `main` of its own: it drives the
+//! release `portal-server` binary and a bare axum + sqlx floor, each in a process of its own,
+//! with the load generator of [`loadgen`].
 
 pub mod generate;
 pub mod load;
+pub mod loadgen;
 pub mod stats;
 
 pub use generate::{DEFAULT_SEED, DataSet, Generator, now};
@@ -43,10 +47,17 @@ pub enum Size {
     Small,
     /// 20 tenants × 500 portals of 60 tasks, 3 M events (2 M of them in the first tenant).
     Bench,
+    /// 4 tenants each shaped like one of the 19 ordinary tenants of [`Size::Bench`] (25 staff,
+    /// 200 companies, 5 templates, 500 portals of 60 tasks in 6 phases, 52,631 events): 2,000
+    /// portals, 120,000 tasks, 210 k events. `bench` without its heavy tenant and 15 of the
+    /// others, for benchmarks that read a few portals and need realistic tables, not 28 minutes
+    /// of loading (the HTTP benchmark, PERF-5 and PERF-10).
+    BenchSlice,
 }
 
 impl Size {
-    /// The environment variable naming the size: `small` (the default) or `bench`.
+    /// The environment variable naming the size: `small` (the default), `bench` or
+    /// `bench-slice`.
     pub const ENV: &'static str = "PORTAL_BENCH_SIZE";
 
     /// The size named by [`Size::ENV`], `small` when unset.
@@ -62,7 +73,7 @@ impl Size {
         }
     }
 
-    /// Parses `small` or `bench` (case-insensitive, surrounding spaces ignored).
+    /// Parses `small`, `bench` or `bench-slice` (case-insensitive, surrounding spaces ignored).
     ///
     /// # Errors
     ///
@@ -71,8 +82,9 @@ impl Size {
         match raw.trim().to_ascii_lowercase().as_str() {
             "" | "small" => Ok(Self::Small),
             "bench" => Ok(Self::Bench),
+            "bench-slice" => Ok(Self::BenchSlice),
             other => Err(format!(
-                "{}={other:?} is not a data-set size: use `small` or `bench`",
+                "{}={other:?} is not a data-set size: use `small`, `bench` or `bench-slice`",
                 Self::ENV
             )),
         }
@@ -84,6 +96,7 @@ impl Size {
         match self {
             Self::Small => "small",
             Self::Bench => "bench",
+            Self::BenchSlice => "bench-slice",
         }
     }
 
@@ -112,6 +125,18 @@ impl Size {
                 phases_per_template: 6,
                 events: 3_000_000,
                 heavy_tenant_events: Some(2_000_000),
+            },
+            Self::BenchSlice => SizeSpec {
+                tenants: 4,
+                staff_per_tenant: 25,
+                companies_per_tenant: 200,
+                templates_per_tenant: 5,
+                portals_per_tenant: 500,
+                tasks_per_portal: 60,
+                phases_per_template: 6,
+                // What each of the 19 ordinary `bench` tenants gets: (3 M - 2 M) / 19.
+                events: 4 * 52_631,
+                heavy_tenant_events: None,
             },
         }
     }
@@ -175,6 +200,7 @@ mod tests {
     fn sizes_parse() {
         assert_eq!(Size::parse("small"), Ok(Size::Small));
         assert_eq!(Size::parse(" BENCH "), Ok(Size::Bench));
+        assert_eq!(Size::parse("bench-slice"), Ok(Size::BenchSlice));
         assert_eq!(Size::parse(""), Ok(Size::Small));
         assert!(Size::parse("large").is_err());
     }
@@ -185,6 +211,8 @@ mod tests {
         let total: u64 = (0..spec.tenants).map(|i| spec.tenant_events(i)).sum();
         assert_eq!(spec.tenant_events(0), 2_000_000);
         assert!(total <= spec.events && total + spec.tenants as u64 > spec.events);
+        let slice = Size::BenchSlice.spec();
+        assert_eq!(slice.tenant_events(3), spec.tenant_events(1));
         let small = Size::Small.spec();
         assert_eq!(small.tenant_events(0) + small.tenant_events(1), 1_000);
     }

@@ -7,7 +7,7 @@ use portal_core::id::TenantId;
 use portal_core::storage::{Storage, StorageError};
 
 use crate::Size;
-use crate::generate::{BatchKind, DataSet, Generator};
+use crate::generate::{BatchKind, Counts, DataSet, Generator};
 
 /// Why a data set could not be loaded.
 #[derive(Debug)]
@@ -57,6 +57,28 @@ impl std::error::Error for LoadError {
 ///
 /// When the generator makes a command portal-core refuses (a bug of the generator).
 pub async fn load(storage: &dyn Storage, size: Size, seed: u64, label: &str) -> Result<DataSet, LoadError> {
+    load_with(storage, size, seed, label, async |_| {}).await
+}
+
+/// [`load`], calling `after_batch` with the counts so far after each batch is committed: for
+/// work a store needs while it fills, such as refreshing PostgreSQL's planner statistics (a
+/// connection plans its statements once, as the tables were then; planned on empty tables, the
+/// lookups of a growing load turn into scans).
+///
+/// # Errors
+///
+/// As [`load`].
+///
+/// # Panics
+///
+/// As [`load`].
+pub async fn load_with(
+    storage: &dyn Storage,
+    size: Size,
+    seed: u64,
+    label: &str,
+    mut after_batch: impl AsyncFnMut(&Counts),
+) -> Result<DataSet, LoadError> {
     let mut generator = Generator::new(size, seed);
     let spec = *generator.spec();
     eprintln!(
@@ -77,6 +99,7 @@ pub async fn load(storage: &dyn Storage, size: Size, seed: u64, label: &str) -> 
                     error,
                 })?;
         }
+        after_batch(generator.counts()).await;
         let end_of_tenant =
             matches!(batch.kind, BatchKind::Portal { index, .. } if index + 1 == spec.portals_per_tenant);
         if end_of_tenant || last_report.elapsed() >= Duration::from_secs(10) {

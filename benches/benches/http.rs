@@ -1,0 +1,1751 @@
+//! PERF-5 and PERF-10: a staff `GET /api/v1/portals/{id}` (the portal overview of a 60-task
+//! portal) over real HTTP on loopback, against the reference server and against a floor, on
+//! SQLite and on PostgreSQL; and the reference server's memory.
+//!
+//! - **The server**: the release binary `target/release/portal-server` (or `PORTAL_SERVER_BIN`),
+//!   started as a process of its own with `serve` on the prepared database, its environment
+//!   cleared but for `DATABASE_URL` and `PORTAL_BIND`. Build it first:
+//!   `cargo build --release -p portal-server` (the benchmark cannot run cargo itself while
+//!   `cargo bench` holds the build directory; it warns when the binary is older than the
+//!   sources it is built from).
+//! - **The floor**: this same executable started again as a second process (with
+//!   `PORTAL_BENCH_HTTP_FLOOR_URL` set), serving one axum route that runs the same SELECT
+//!   statements as the server's request does (the tenant host, the session, the staff user and
+//!   their roles, all roles, the tenant, the portal's seven queries in one read transaction, the
+//!   company), each in the same transaction as the store runs it, with sqlx through the store's
+//!   own pool (`SqliteStorage::pool`, `PgStorage::pool`: same size, same connection options,
+//!   same statement cache), and answers the rows as JSON: no engine, no policy, no domain
+//!   types, no middleware.
+//! - **The load**: [`portal_benches::loadgen`] in this process on a current-thread runtime (one
+//!   core at most): (a) closed loop, `PORTAL_BENCH_HTTP_CONNECTIONS` (16) keep-alive
+//!   connections for `PORTAL_BENCH_HTTP_SECS` (10) seconds after a warm-up of
+//!   `PORTAL_BENCH_HTTP_WARMUP` (2) seconds; (b) open loop at `PORTAL_BENCH_HTTP_RATE` (500)
+//!   requests per second for `PORTAL_BENCH_HTTP_RATE_SECS` (10) seconds after the same warm-up,
+//!   over 32 connections. Each is repeated `PORTAL_BENCH_HTTP_ROUNDS` (3) times, server and
+//!   floor taking turns (server first in even rounds, floor first in odd ones) so that both
+//!   see the same disturbance. Throughput is the median of the rounds; latencies pool the
+//!   rounds' samples.
+//! - **Memory** (PERF-10): `VmRSS` and `VmHWM` of the server process from `/proc/<pid>/status`:
+//!   after start, idle after a sign-in and one overview `GET`, and the peak under the load
+//!   (`VmRSS` sampled every 50 ms during the load, and `VmHWM` at the end, which also covers
+//!   start-up and the sign-in's argon2 hash).
+//! - **Data**: the seeded generator's `bench-slice` size by default (`PORTAL_BENCH_SIZE`): 4
+//!   tenants shaped like the ordinary tenants of `bench` (500 portals of 60 tasks each, 200
+//!   companies, 25 staff, ~52.6 k events), loaded through the store. The request reads one
+//!   active, part-done 60-task portal of the first tenant as one of its technicians, whose
+//!   password the benchmark sets and who signs in through the server's own
+//!   `POST /api/v1/auth/sign-in`; the tenant is found by the `Host` header, mapped to it in the
+//!   tenant host table.
+//! - **Backends**: SQLite on a temporary file (WAL, the store's settings), and PostgreSQL on a
+//!   fresh database `portal_bench_http_<pid>` of the server at `PORTAL_TEST_PG_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/test`), analysed while it loads (without fresh
+//!   statistics the load slows down tenfold as the tables grow) and vacuumed and analysed after
+//!   (this machine's server runs without autovacuum), dropped at the end; skipped with a notice
+//!   when no server answers. Arguments select backends by name: `-- sqlite`, `-- postgres`.
+//! - **Also reported**: CPU time per request of the measured process (and of the PostgreSQL
+//!   backends serving the benchmark's database) and of the load generator, and the CPU the rest
+//!   of the machine used meanwhile: the disturbance, in cores.
+//!
+//! `PORTAL_BENCH_HTTP_QUIET_LOAD=<x>` makes each backend's load wait (up to 20 minutes, with
+//! both processes started and idle) until the 1-minute load average is below `x`.
+//!
+//! Run: `cargo build --release -p portal-server && cargo bench -p portal-benches --bench http`.
+//! The table goes to standard output, progress to standard error. Run outside `cargo bench`
+//! (without `--bench`) it does nothing, so `cargo test --all-targets` does not start a load test.
+
+#![allow(clippy::print_stdout)] // the result table goes to standard output, by design
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use portal_benches::generate::{Counts, DataSet};
+use portal_benches::load::load_with;
+use portal_benches::loadgen::{self, LoadReport, ProcMemory, Target, mib};
+use portal_benches::stats::{self, Summary};
+use portal_benches::{DEFAULT_SEED, Size, now};
+use portal_core::auth::{self, Password};
+use portal_core::id::{PortalId, TenantId};
+use portal_core::lifecycle::PortalStatus;
+use portal_core::storage::Storage;
+use portal_storage_postgres::PgStorage;
+use portal_storage_sqlite::SqliteStorage;
+use sqlx::Connection as _;
+
+/// Set (to the database URL) in the environment of the floor's process.
+const FLOOR_URL_ENV: &str = "PORTAL_BENCH_HTTP_FLOOR_URL";
+/// The address the floor's process listens on.
+const FLOOR_BIND_ENV: &str = "PORTAL_BENCH_HTTP_FLOOR_BIND";
+/// The host name mapped to the measured tenant.
+const HOST: &str = "t00.portal-bench.example.com";
+/// The measured staff user's password.
+const PASSWORD: &str = "portal-bench-http-password";
+/// Connections of the open-loop runs: all of them busy at once at 500 req/s would take
+/// latencies of 64 ms, three times the target.
+const OPEN_LOOP_CONNECTIONS: usize = 32;
+/// PERF-5: the server's throughput as a share of the floor's.
+const TARGET_SHARE: f64 = 0.40;
+/// PERF-5: p99 at the fixed rate.
+const TARGET_P99: Duration = Duration::from_millis(20);
+/// PERF-10: idle RSS.
+const TARGET_IDLE_KIB: u64 = 40 * 1024;
+/// PERF-10: RSS under load.
+const TARGET_LOAD_KIB: u64 = 150 * 1024;
+
+fn main() {
+    if let Ok(url) = std::env::var(FLOOR_URL_ENV) {
+        let bind = std::env::var(FLOOR_BIND_ENV).unwrap_or_else(|_| "127.0.0.1:0".to_owned());
+        floor::serve(&url, &bind);
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--list") {
+        eprintln!("[portal-benches] http: a load test; run it with `cargo bench -p portal-benches --bench http`");
+        return;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let settings = Settings::from_env();
+    let Some(server_bin) = server_binary() else { return };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("a tokio runtime: {e}"));
+    let mut results = Vec::new();
+    if wanted("http_sqlite") {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("portal-bench-http.db").display());
+        let fixture = rt.block_on(async {
+            let storage = SqliteStorage::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("SQLite store at {url}: {e}"));
+            let fixture = prepare(&storage, None, settings.size, "sqlite", &url).await;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(storage.pool())
+                .await
+                .unwrap_or_else(|e| panic!("checkpointing {url}: {e}"));
+            storage.pool().close().await;
+            fixture
+        });
+        results.push(run_backend(&rt, &settings, &server_bin, fixture, dir.path()));
+    }
+    if wanted("http_postgres")
+        && let Some((admin_url, db)) = rt.block_on(create_pg_database())
+    {
+        let url = with_database(&admin_url, &db);
+        let run = || {
+            let fixture = rt.block_on(async {
+                let storage = PgStorage::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL store at {url}: {e}"));
+                let mut fixture = prepare(&storage, Some(&storage), settings.size, "postgres", &url).await;
+                fixture.pg_database = Some(db.clone());
+                // This machine's server runs without autovacuum: clean up after the load's
+                // updates and give the planner statistics, as autovacuum would have.
+                sqlx::query("VACUUM (ANALYZE)")
+                    .execute(storage.pool())
+                    .await
+                    .unwrap_or_else(|e| panic!("VACUUM ANALYZE of {url}: {e}"));
+                storage.pool().close().await;
+                fixture
+            });
+            let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+            run_backend(&rt, &settings, &server_bin, fixture, logs.path())
+        };
+        // The database is dropped even when the run panics.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+        rt.block_on(drop_pg_database(&admin_url, &db));
+        match outcome {
+            Ok(r) => results.push(r),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    if !results.is_empty() {
+        print_table(&settings, &results);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+/// The run's knobs, from the environment.
+struct Settings {
+    size: Size,
+    connections: usize,
+    window: Duration,
+    warmup: Duration,
+    rounds: usize,
+    rate: f64,
+    rate_window: Duration,
+    /// Before the load starts, wait (up to 20 minutes) until the 1-minute load average is below
+    /// this.
+    quiet_load: Option<f64>,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let size = match std::env::var(Size::ENV) {
+            Ok(v) => Size::parse(&v).unwrap_or_else(|e| panic!("{e}")),
+            Err(_) => Size::BenchSlice,
+        };
+        if size.spec().tasks_per_portal != 60 {
+            eprintln!(
+                "\n*** PORTAL_BENCH_SIZE={size}: its portals have {} tasks, PERF-5 names 60 (use `bench-slice` or \
+                 `bench`) ***\n",
+                size.spec().tasks_per_portal
+            );
+        }
+        Self {
+            size,
+            connections: env_or("PORTAL_BENCH_HTTP_CONNECTIONS", 16usize).max(1),
+            window: Duration::from_secs_f64(env_or("PORTAL_BENCH_HTTP_SECS", 10.0)),
+            warmup: Duration::from_secs_f64(env_or("PORTAL_BENCH_HTTP_WARMUP", 2.0)),
+            rounds: env_or("PORTAL_BENCH_HTTP_ROUNDS", 3usize).max(1),
+            rate: env_or("PORTAL_BENCH_HTTP_RATE", 500.0),
+            rate_window: Duration::from_secs_f64(env_or("PORTAL_BENCH_HTTP_RATE_SECS", 10.0)),
+            quiet_load: std::env::var("PORTAL_BENCH_HTTP_QUIET_LOAD")
+                .ok()
+                .map(|_| env_or("PORTAL_BENCH_HTTP_QUIET_LOAD", 1.0)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server binary
+
+/// The release `portal-server` next to this benchmark's own `target/release`, or
+/// `PORTAL_SERVER_BIN`; `None` (with a notice) when it is missing.
+fn server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PORTAL_SERVER_BIN").map_or_else(
+        || {
+            // This executable is target/release/deps/http-<hash>.
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent()?.parent().map(|d| d.join("portal-server")))
+                .unwrap_or_else(|| PathBuf::from("target/release/portal-server"))
+        },
+        PathBuf::from,
+    );
+    if !path.is_file() {
+        eprintln!(
+            "\n*** SKIPPING the HTTP benchmark: no server binary at {} ; build it first with \
+             `cargo build --release -p portal-server` (or set PORTAL_SERVER_BIN) ***\n",
+            path.display()
+        );
+        return None;
+    }
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest = ["server-example", "core", "storage-sqlite", "storage-postgres"]
+        .iter()
+        .filter_map(|d| newest_mtime(&workspace.join(d)))
+        .max();
+    if let (Some(built), Some(newest)) = (built, newest)
+        && newest > built
+    {
+        eprintln!(
+            "\n*** WARNING: {} is older than the sources it is built from; rebuild it with \
+             `cargo build --release -p portal-server` ***\n",
+            path.display()
+        );
+    }
+    eprintln!("[portal-benches] http: server binary {}", path.display());
+    Some(path)
+}
+
+/// The newest modification time of the files under `dir` (`target` excluded).
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if path.file_name().is_none_or(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(Some(m));
+            }
+        }
+    }
+    newest
+}
+
+// ---------------------------------------------------------------------------------------------
+// The data
+
+/// A loaded store and what a request needs.
+struct Fixture {
+    backend: &'static str,
+    url: String,
+    data: DataSet,
+    tenant: TenantId,
+    portal: PortalId,
+    portal_tasks: usize,
+    portal_completed: usize,
+    email: String,
+    load_secs: f64,
+    /// PostgreSQL only: the database's name.
+    pg_database: Option<String>,
+}
+
+/// Loads the data set into `storage`, sets the password of a technician of the first tenant,
+/// maps [`HOST`] to that tenant and picks the portal to read.
+async fn prepare(
+    storage: &dyn Storage,
+    pg: Option<&PgStorage>,
+    size: Size,
+    backend: &'static str,
+    url: &str,
+) -> Fixture {
+    let started = Instant::now();
+    // PostgreSQL: fresh planner statistics after the first tenant's setup, after 1 and 10
+    // portals, then every 100 (see `load_with`). Without them a connection's cached plans of
+    // the task updates, made while `task` was empty, look tasks up by `task_by_phase` (tenant
+    // only) instead of the primary key: loading the first tenant took 15 minutes and more,
+    // each update reading every task of the tenant several times.
+    let mut analyzed = None;
+    let data = load_with(storage, size, DEFAULT_SEED, backend, async |c: &Counts| {
+        let step = match c.portals {
+            0 => 0,
+            1..10 => 1,
+            10..100 => 10,
+            n => n / 100 * 100,
+        };
+        if let Some(pg) = pg
+            && analyzed != Some(step)
+        {
+            analyzed = Some(step);
+            pg.analyze().await.unwrap_or_else(|e| panic!("{backend}: ANALYZE: {e}"));
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{backend}: {e}"));
+    let load_secs = started.elapsed().as_secs_f64();
+    let t0 = &data.tenants[0];
+    let admin = t0.staff[0].id;
+    let user = t0
+        .workers
+        .iter()
+        .find(|w| w.user.id != admin)
+        .map_or(&t0.staff[0], |w| &w.user);
+    let password = Password::new(PASSWORD).unwrap_or_else(|e| panic!("{e}"));
+    let hash = auth::hash_password(&password, &[7u8; 16]);
+    storage
+        .set_password_hash(t0.tenant.id, user.id, &hash, now())
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: setting a password: {e}"));
+    storage
+        .add_tenant_host(t0.tenant.id, HOST)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: mapping {HOST}: {e}"))
+        .unwrap_or_else(|e| panic!("{backend}: mapping {HOST}: {e}"));
+    // An active portal part-way done: every kind of task status and due state in its overview.
+    let part_done = |p: &&portal_benches::generate::PortalSummary| {
+        p.status == PortalStatus::Active && p.completed * 4 >= p.tasks && p.completed * 4 <= p.tasks * 3
+    };
+    let portal = t0
+        .portals
+        .iter()
+        .find(part_done)
+        .or_else(|| t0.portals.iter().find(|p| p.status == PortalStatus::Active))
+        .unwrap_or(&t0.portals[0]);
+    Fixture {
+        backend,
+        url: url.to_owned(),
+        tenant: t0.tenant.id,
+        portal: portal.id,
+        portal_tasks: portal.tasks,
+        portal_completed: portal.completed,
+        email: user.email.as_str().to_owned(),
+        load_secs,
+        pg_database: None,
+        data,
+    }
+}
+
+/// The PostgreSQL server's URL: `PORTAL_TEST_PG_URL`, or the local test server.
+fn pg_admin_url() -> String {
+    std::env::var("PORTAL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// Creates `portal_bench_http_<pid>`: the server's URL and the database's name, or `None` (with
+/// a notice) when no server answers.
+async fn create_pg_database() -> Option<(String, String)> {
+    let admin_url = pg_admin_url();
+    let connected = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
+    let mut admin = match connected {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return skip_pg(&admin_url, &e.to_string()),
+        Err(_) => return skip_pg(&admin_url, "timed out"),
+    };
+    let db = format!("portal_bench_http_{}", std::process::id());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating the benchmark database {db}: {e}"));
+    Some((admin_url, db))
+}
+
+fn skip_pg(url: &str, why: &str) -> Option<(String, String)> {
+    eprintln!("\n*** SKIPPING the PostgreSQL HTTP benchmark: no server at {url} ({why}); set PORTAL_TEST_PG_URL ***\n");
+    None
+}
+
+async fn drop_pg_database(admin_url: &str, db: &str) {
+    let dropped = async {
+        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+    };
+    match dropped.await {
+        Ok(_) => eprintln!("[portal-benches] http: dropped the database {db}"),
+        Err(e) => eprintln!("[portal-benches] http: could not drop the benchmark database {db}: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The processes
+
+/// A server process, stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+struct Process {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` with a cleared environment plus `env`, its standard error to
+    /// `<dir>/<name>.log`.
+    fn spawn(name: &'static str, mut command: Command, env: &[(&str, &str)], addr: SocketAddr, dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        command
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self { name, child, addr, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn memory(&self) -> ProcMemory {
+        ProcMemory::of(self.pid()).unwrap_or_else(|| self.fail("is gone"))
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "{} {what}; the end of its log ({}):\n{}",
+            self.name,
+            self.log.display(),
+            tail.join("\n")
+        );
+    }
+
+    /// Waits until `GET /healthz` answers 200.
+    async fn wait_ready(&mut self) {
+        let target = Target::new(self.addr, "localhost", "/healthz", None).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok((status, _)) = loadgen::get_once(&target).await
+                && status.is_success()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.fail(&format!("exited ({status}) before answering"));
+            }
+            if Instant::now() > deadline {
+                self.fail("did not answer /healthz within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on loopback (bound and released: another process could take it in between).
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("a free port: {e}"))
+}
+
+/// Samples a process's `VmRSS` every 50 ms while the load runs; keeps the largest.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    max_kib: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let max_kib = Arc::new(AtomicU64::new(0));
+        let (s, m) = (Arc::clone(&stop), Arc::clone(&max_kib));
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(mem) = ProcMemory::of(pid) {
+                    m.fetch_max(mem.rss_kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { stop, max_kib, task }
+    }
+
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.max_kib.load(Ordering::Relaxed)
+    }
+}
+
+/// Waits until the 1-minute load average is below `max` (no longer than 20 minutes): on a
+/// machine shared with other builds, the load then starts in a quiet moment.
+async fn wait_for_quiet(max: Option<f64>) {
+    let Some(max) = max else { return };
+    let one_minute = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20 * 60);
+    let mut said = false;
+    while one_minute() >= max && Instant::now() < deadline {
+        if !said {
+            eprintln!(
+                "[portal-benches] http: waiting for the 1-minute load average to fall below {max} (now {})",
+                load_average()
+            );
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    if one_minute() >= max {
+        eprintln!(
+            "[portal-benches] http: the load average stayed at or above {max} for 20 minutes; measuring anyway ({})",
+            load_average()
+        );
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".to_owned(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+/// The runs of one side, as they come.
+#[derive(Default)]
+struct Rounds {
+    closed: Vec<LoadReport>,
+    open: Vec<LoadReport>,
+    cpu: Vec<Cpu>,
+    open_cpu: Vec<Cpu>,
+}
+
+/// CPU time at one moment: the measured process, the PostgreSQL backends serving the benchmark's
+/// database, and this process (the load generator).
+struct CpuSnapshot {
+    process: Duration,
+    database: Duration,
+    generator: Duration,
+    /// Busy time of the whole machine (every core), from `/proc/stat`.
+    machine: Duration,
+    at: Instant,
+}
+
+impl CpuSnapshot {
+    fn take(pid: u32, pg_database: Option<&str>) -> Self {
+        Self {
+            process: loadgen::cpu_time(pid).unwrap_or_default(),
+            database: pg_database.map_or(Duration::ZERO, pg_backends_cpu),
+            generator: loadgen::cpu_time(std::process::id()).unwrap_or_default(),
+            machine: machine_busy(),
+            at: Instant::now(),
+        }
+    }
+
+    fn since(&self, before: &Self, exchanges: u64) -> Cpu {
+        Cpu {
+            process: self.process.saturating_sub(before.process),
+            database: self.database.saturating_sub(before.database),
+            generator: self.generator.saturating_sub(before.generator),
+            exchanges,
+            others: {
+                let ours = (self.process + self.database + self.generator)
+                    .saturating_sub(before.process + before.database + before.generator);
+                self.machine.saturating_sub(before.machine).saturating_sub(ours)
+            },
+            wall: self.at - before.at,
+        }
+    }
+}
+
+/// CPU time used during one run (warm-up included) and the exchanges it served.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    process: Duration,
+    database: Duration,
+    generator: Duration,
+    exchanges: u64,
+    /// CPU time the rest of the machine used meanwhile (other agents' builds and tests): the
+    /// disturbance.
+    others: Duration,
+    wall: Duration,
+}
+
+impl Cpu {
+    fn sum(all: &[Self]) -> Self {
+        all.iter().fold(Self::default(), |a, c| Self {
+            process: a.process + c.process,
+            database: a.database + c.database,
+            generator: a.generator + c.generator,
+            exchanges: a.exchanges + c.exchanges,
+            others: a.others + c.others,
+            wall: a.wall + c.wall,
+        })
+    }
+
+    /// Cores the rest of the machine kept busy on average.
+    fn other_cores(&self) -> f64 {
+        self.others.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    fn per_request(&self, d: Duration) -> f64 {
+        d.as_secs_f64() / self.exchanges.max(1) as f64
+    }
+}
+
+/// Busy time of every core of the machine so far (`/proc/stat`: user, nice, system, irq,
+/// softirq and steal ticks of 10 ms).
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat.lines().find(|l| l.starts_with("cpu ")).map_or(0, |l| {
+        l.split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .enumerate()
+            // user nice system idle iowait irq softirq steal: all but idle and iowait.
+            .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+            .map(|(_, v)| v)
+            .sum()
+    });
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time of the PostgreSQL backends connected to `db` (found by their process title,
+/// `postgres: <user> <db> ...`). A backend that exits during a run takes its time with it.
+fn pg_backends_cpu(db: &str) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let needle = format!(" {db} ");
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let title = String::from_utf8_lossy(&c);
+                title.starts_with("postgres:") && title.contains(&needle)
+            })
+        })
+        .filter_map(loadgen::cpu_time)
+        .sum()
+}
+
+fn us(secs: f64) -> String {
+    format!("{:.0}µs", secs * 1e6)
+}
+
+/// What one side (server or floor) measured.
+struct Side {
+    /// Body bytes of one answer.
+    body_bytes: usize,
+    /// Closed-loop rounds.
+    closed: Vec<LoadReport>,
+    /// CPU time of each closed-loop round.
+    cpu: Vec<Cpu>,
+    /// CPU time of each open-loop round.
+    open_cpu: Vec<Cpu>,
+    /// Open-loop rounds.
+    open: Vec<LoadReport>,
+    /// After start, before any request.
+    mem_start: ProcMemory,
+    /// Idle after the first request(s).
+    mem_idle: ProcMemory,
+    /// The largest `VmRSS` sampled during the load.
+    load_rss_max_kib: u64,
+    /// At the end of the load.
+    mem_end: ProcMemory,
+}
+
+impl Side {
+    fn closed_throughputs(&self) -> Vec<f64> {
+        self.closed.iter().map(LoadReport::throughput).collect()
+    }
+
+    fn median_throughput(&self) -> f64 {
+        median(self.closed_throughputs())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[(v.len() - 1) / 2] }
+}
+
+struct BackendResult {
+    fixture: Fixture,
+    server: Side,
+    floor: Side,
+    load_before: String,
+    load_after: String,
+    context: String,
+}
+
+fn run_backend(
+    rt: &tokio::runtime::Runtime,
+    settings: &Settings,
+    server_bin: &Path,
+    fixture: Fixture,
+    dir: &Path,
+) -> BackendResult {
+    let backend = fixture.backend;
+    let server_addr = free_addr();
+    let bind = server_addr.to_string();
+    let mut server = Process::spawn(
+        "portal-server",
+        {
+            let mut c = Command::new(server_bin);
+            c.arg("serve");
+            c
+        },
+        &[("DATABASE_URL", &fixture.url), ("PORTAL_BIND", &bind)],
+        server_addr,
+        dir,
+    );
+    let floor_addr = free_addr();
+    let floor_bind = floor_addr.to_string();
+    let mut floor = Process::spawn(
+        "floor",
+        Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("this executable: {e}"))),
+        &[(FLOOR_URL_ENV, &fixture.url), (FLOOR_BIND_ENV, &floor_bind)],
+        floor_addr,
+        dir,
+    );
+    let fixture_ref = &fixture;
+    let result = rt.block_on(async {
+        let fixture = fixture_ref;
+        server.wait_ready().await;
+        floor.wait_ready().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let server_start = server.memory();
+        let floor_start = floor.memory();
+
+        // Sign in through the server, as a client would.
+        let body = serde_json::json!({ "email": fixture.email, "password": PASSWORD }).to_string();
+        let (status, answer) = loadgen::post_json(server_addr, HOST, "/api/v1/auth/sign-in", body)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: sign-in: {e}"));
+        let token = serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v["token"].as_str().map(str::to_owned))
+            .filter(|_| status.is_success())
+            .unwrap_or_else(|| {
+                server.fail(&format!(
+                    "refused the sign-in: {status} {}",
+                    String::from_utf8_lossy(&answer)
+                ))
+            });
+        let path = format!("/api/v1/portals/{}", fixture.portal);
+        let server_target = Target::new(server_addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
+        let floor_target = Target::new(floor_addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
+
+        // One request each, checked.
+        let server_bytes = check_overview(&server, &server_target, fixture).await;
+        let floor_bytes = check_overview(&floor, &floor_target, fixture).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let server_idle = server.memory();
+        let floor_idle = floor.memory();
+        eprintln!(
+            "[portal-benches] http {backend}: portal-server VmRSS {} after start, {} idle after sign-in + 1 GET \
+             (VmHWM {} / {}); floor {} / {}",
+            mib(server_start.rss_kib),
+            mib(server_idle.rss_kib),
+            mib(server_start.hwm_kib),
+            mib(server_idle.hwm_kib),
+            mib(floor_start.rss_kib),
+            mib(floor_idle.rss_kib)
+        );
+        wait_for_quiet(settings.quiet_load).await;
+        let load_before = load_average();
+        let server_sampler = RssSampler::start(server.pid());
+        let floor_sampler = RssSampler::start(floor.pid());
+
+        let mut sides: [Rounds; 2] = Default::default();
+        let targets = [
+            ("portal-server", &server_target, server.pid()),
+            ("floor", &floor_target, floor.pid()),
+        ];
+        let db = fixture.pg_database.as_deref();
+        for round in 0..settings.rounds {
+            for k in 0..2 {
+                let i = if round % 2 == 0 { k } else { 1 - k };
+                let (name, target, pid) = targets[i];
+                let before = CpuSnapshot::take(pid, db);
+                let r = loadgen::closed_loop(target, settings.connections, settings.warmup, settings.window)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend} {name}: closed loop: {e}"));
+                let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
+                eprintln!(
+                    "[portal-benches] http {backend} round {}: {name:<13} closed loop, {} connections: {:>7.0} req/s, \
+                     p50 {}, p99 {}, {} failures; CPU per request: process {}, database {}, load generator {}; \
+                     other processes {:.2} cores (load average {})",
+                    round + 1,
+                    settings.connections,
+                    r.throughput(),
+                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
+                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                    r.failures(),
+                    us(cpu.per_request(cpu.process)),
+                    db.map_or_else(|| "(in process)".to_owned(), |_| us(cpu.per_request(cpu.database))),
+                    us(cpu.per_request(cpu.generator)),
+                    cpu.other_cores(),
+                    load_average()
+                );
+                sides[i].closed.push(r);
+                sides[i].cpu.push(cpu);
+            }
+        }
+        for round in 0..settings.rounds {
+            for k in 0..2 {
+                let i = if round % 2 == 0 { k } else { 1 - k };
+                let (name, target, pid) = targets[i];
+                let before = CpuSnapshot::take(pid, db);
+                let r = loadgen::open_loop(
+                    target,
+                    settings.rate,
+                    OPEN_LOOP_CONNECTIONS,
+                    settings.warmup,
+                    settings.rate_window,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{backend} {name}: open loop: {e}"));
+                let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
+                eprintln!(
+                    "[portal-benches] http {backend} round {}: {name:<13} {:.0} req/s (achieved {:.0}): p50 {}, p99 {} \
+                     (from due: p99 {}), {} late sends, {} failures; other processes {:.2} cores (load average {})",
+                    round + 1,
+                    settings.rate,
+                    r.throughput(),
+                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
+                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                    r.latency_from_due()
+                        .map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                    r.late_sends,
+                    r.failures(),
+                    cpu.other_cores(),
+                    load_average()
+                );
+                sides[i].open.push(r);
+                sides[i].open_cpu.push(cpu);
+            }
+        }
+        let server_rss_max = server_sampler.finish().await;
+        let floor_rss_max = floor_sampler.finish().await;
+        let load_after = load_average();
+        let [server_rounds, floor_rounds] = sides;
+        (
+            Side {
+                body_bytes: server_bytes,
+                closed: server_rounds.closed,
+                open: server_rounds.open,
+                cpu: server_rounds.cpu,
+                open_cpu: server_rounds.open_cpu,
+                mem_start: server_start,
+                mem_idle: server_idle,
+                load_rss_max_kib: server_rss_max,
+                mem_end: server.memory(),
+            },
+            Side {
+                body_bytes: floor_bytes,
+                closed: floor_rounds.closed,
+                open: floor_rounds.open,
+                cpu: floor_rounds.cpu,
+                open_cpu: floor_rounds.open_cpu,
+                mem_start: floor_start,
+                mem_idle: floor_idle,
+                load_rss_max_kib: floor_rss_max,
+                mem_end: floor.memory(),
+            },
+            load_before,
+            load_after,
+        )
+    });
+    drop(server);
+    drop(floor);
+    let (server, floor, load_before, load_after) = result;
+    BackendResult {
+        fixture,
+        server,
+        floor,
+        load_before,
+        load_after,
+        context: stats::context_line(),
+    }
+}
+
+/// One `GET` of the overview: it must answer 200 with the portal's tasks. Returns the body's size.
+async fn check_overview(process: &Process, target: &Target, fixture: &Fixture) -> usize {
+    let (status, body) = loadgen::get_once(target)
+        .await
+        .unwrap_or_else(|e| process.fail(&format!("GET {}: {e}", target.path)));
+    let tasks = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["tasks"].as_array().map(Vec::len));
+    if !status.is_success() || tasks != Some(fixture.portal_tasks) {
+        process.fail(&format!(
+            "answered GET {} with {status} and {tasks:?} tasks (expected {}): {}",
+            target.path,
+            fixture.portal_tasks,
+            String::from_utf8_lossy(&body).chars().take(500).collect::<String>()
+        ));
+    }
+    body.len()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn ms(s: Option<Summary>, f: impl Fn(&Summary) -> f64) -> String {
+    s.map_or_else(|| "-".to_owned(), |s| format!("{:.2}ms", f(&s) * 1e3))
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
+fn print_table(settings: &Settings, results: &[BackendResult]) {
+    println!();
+    println!(
+        "PERF-5 / PERF-10: staff GET /api/v1/portals/{{id}} over HTTP/1.1 on loopback ({})",
+        results[0].context
+    );
+    println!(
+        "  load: closed loop {} connections x {:.0} s, open loop {:.0} req/s x {:.0} s over {} connections; \
+         {} rounds each after {:.0} s of warm-up, server and floor taking turns",
+        settings.connections,
+        settings.window.as_secs_f64(),
+        settings.rate,
+        settings.rate_window.as_secs_f64(),
+        OPEN_LOOP_CONNECTIONS,
+        settings.rounds,
+        settings.warmup.as_secs_f64()
+    );
+    println!(
+        "  columns: req/s = median of the closed-loop rounds (each round's figure after it); p50/p99 = closed-loop \
+         latency; cpu/req = user+system CPU of the measured process per request (SQLite runs inside it); db/req = the \
+         PostgreSQL backends' CPU per request; gen/req = the load generator's; @rate = open loop, latency from \
+         sending, `due` from when the request was due; late = sends > 2 ms after due; body = bytes of one answer; others = cores the rest of the machine \
+         kept busy meanwhile (other agents' work: the disturbance), closed loop / open loop"
+    );
+    for r in results {
+        let f = &r.fixture;
+        println!();
+        println!(
+            "{}: `{}` data set, seed {} ({}), loaded in {:.0} s; portal {} of tenant {} ({} tasks, {} completed); \
+             load average {} before the load, {} after",
+            f.backend,
+            f.data.size,
+            f.data.seed,
+            f.data.counts,
+            f.load_secs,
+            f.portal,
+            f.tenant,
+            f.portal_tasks,
+            f.portal_completed,
+            r.load_before,
+            r.load_after
+        );
+        println!(
+            "  {:<14} {:>8} {:>20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>8} {:>7} {:>11}",
+            "",
+            "req/s",
+            "rounds",
+            "p50",
+            "p99",
+            "cpu/req",
+            "db/req",
+            "gen/req",
+            "p50@rate",
+            "p99@rate",
+            "p99 due",
+            "late",
+            "failures",
+            "body",
+            "others"
+        );
+        for (name, side) in [("portal-server", &r.server), ("floor", &r.floor)] {
+            let closed = LoadReport::combine(&side.closed);
+            let open = LoadReport::combine(&side.open);
+            let rounds: Vec<String> = side.closed_throughputs().iter().map(|t| format!("{t:.0}")).collect();
+            let cpu = Cpu::sum(&side.cpu);
+            let db = if f.pg_database.is_some() {
+                us(cpu.per_request(cpu.database))
+            } else {
+                "-".to_owned()
+            };
+            println!(
+                "  {:<14} {:>8.0} {:>20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>5} {:>8} {:>7} {:>11}",
+                name,
+                side.median_throughput(),
+                rounds.join(" / "),
+                ms(closed.latency(), |s| s.median),
+                ms(closed.latency(), |s| s.p99),
+                us(cpu.per_request(cpu.process)),
+                db,
+                us(cpu.per_request(cpu.generator)),
+                ms(open.latency(), |s| s.median),
+                ms(open.latency(), |s| s.p99),
+                ms(open.latency_from_due(), |s| s.p99),
+                open.late_sends,
+                closed.failures() + open.failures(),
+                side.body_bytes,
+                format!(
+                    "{:.2} / {:.2}",
+                    cpu.other_cores(),
+                    Cpu::sum(&side.open_cpu).other_cores()
+                )
+            );
+        }
+        let share = r.server.median_throughput() / r.floor.median_throughput().max(1e-9);
+        let paired: Vec<f64> = r
+            .server
+            .closed_throughputs()
+            .iter()
+            .zip(r.floor.closed_throughputs())
+            .map(|(s, f)| s / f.max(1e-9))
+            .collect();
+        let paired_text: Vec<String> = paired.iter().map(|p| format!("{:.0} %", p * 100.0)).collect();
+        let open = LoadReport::combine(&r.server.open);
+        let p99 = open.latency().map_or(f64::INFINITY, |s| s.p99);
+        let p99_due = open.latency_from_due().map_or(f64::INFINITY, |s| s.p99);
+        println!(
+            "  PERF-5 throughput: server / floor = {:.1} % of the floor (per round: {}); target >= {:.0} %: {}",
+            share * 100.0,
+            paired_text.join(", "),
+            TARGET_SHARE * 100.0,
+            verdict(share >= TARGET_SHARE)
+        );
+        println!(
+            "  PERF-5 latency at {:.0} req/s (achieved {:.0}): server p99 {:.2} ms from sending, {:.2} ms from due \
+             ({} samples); target <= {} ms: {} from sending, {} from due",
+            settings.rate,
+            open.throughput(),
+            p99 * 1e3,
+            p99_due * 1e3,
+            open.latencies.len(),
+            TARGET_P99.as_millis(),
+            verdict(p99 <= TARGET_P99.as_secs_f64()),
+            verdict(p99_due <= TARGET_P99.as_secs_f64())
+        );
+        let s = &r.server;
+        let peak = s.load_rss_max_kib.max(s.mem_end.rss_kib);
+        println!(
+            "  PERF-10 memory of portal-server: VmRSS {} after start, {} idle after sign-in + 1 GET (target <= 40 MiB: \
+             {}); VmHWM {} after start, {} after sign-in + 1 GET; under load: VmRSS peak {} sampled, VmHWM {} (whole \
+             life; target <= 150 MiB: {})",
+            mib(s.mem_start.rss_kib),
+            mib(s.mem_idle.rss_kib),
+            verdict(s.mem_idle.rss_kib <= TARGET_IDLE_KIB),
+            mib(s.mem_start.hwm_kib),
+            mib(s.mem_idle.hwm_kib),
+            mib(peak),
+            mib(s.mem_end.hwm_kib),
+            verdict(s.mem_end.hwm_kib <= TARGET_LOAD_KIB)
+        );
+        let fl = &r.floor;
+        println!(
+            "  (floor process, orientation: VmRSS {} after start, {} idle, peak {} sampled, VmHWM {})",
+            mib(fl.mem_start.rss_kib),
+            mib(fl.mem_idle.rss_kib),
+            mib(fl.load_rss_max_kib.max(fl.mem_end.rss_kib)),
+            mib(fl.mem_end.hwm_kib)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor
+
+/// The floor: one axum route running the server's SELECT statements with sqlx and answering the
+/// rows as JSON. The statements are copied from the stores (`portal-storage-sqlite`'s `read.rs`,
+/// `auth.rs` and `lib.rs`; `portal-storage-postgres`'s `read.rs`, `portal.rs` and `auth.rs`),
+/// in the order the server's request runs them and in the same transactions.
+mod floor {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use portal_core::auth::SecretToken;
+    use portal_storage_postgres::PgStorage;
+    use portal_storage_sqlite::SqliteStorage;
+    use serde::Serialize;
+    use sqlx::types::Json;
+    use sqlx::{FromRow, PgPool, SqlitePool};
+    use uuid::Uuid;
+
+    /// The floor's store, opened as the server opens it.
+    enum Db {
+        Sqlite(SqliteStorage),
+        Postgres(PgStorage),
+    }
+
+    /// Serves the floor on `bind` until killed.
+    pub(super) fn serve(url: &str, bind: &str) {
+        // As `#[tokio::main]` builds it for the server: one worker per core.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("a tokio runtime: {e}"));
+        rt.block_on(async {
+            let db = if url.starts_with("sqlite:") {
+                Db::Sqlite(
+                    SqliteStorage::connect(url)
+                        .await
+                        .unwrap_or_else(|e| panic!("floor: {url}: {e}")),
+                )
+            } else {
+                Db::Postgres(
+                    PgStorage::connect(url)
+                        .await
+                        .unwrap_or_else(|e| panic!("floor: {url}: {e}")),
+                )
+            };
+            let app = Router::new()
+                .route("/healthz", get(|| std::future::ready("ok")))
+                .route("/api/v1/portals/{id}", get(overview))
+                .with_state(Arc::new(db));
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .unwrap_or_else(|e| panic!("floor: cannot listen on {bind}: {e}"));
+            axum::serve(listener, app)
+                .await
+                .unwrap_or_else(|e| panic!("floor: {e}"));
+        });
+    }
+
+    // Rows, decoded into plain types (no domain values) that decode on both backends.
+
+    #[derive(FromRow, Serialize)]
+    struct SessionRow {
+        #[serde(skip)]
+        #[allow(dead_code)] // read as the store reads it, never shown
+        token_hash: Vec<u8>,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct StaffUserRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        email: String,
+        display_name: String,
+        active: bool,
+        version: i64,
+        created_at: DateTime<Utc>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct PgStaffUserRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        email: String,
+        display_name: String,
+        active: bool,
+        version: i64,
+        created_at: DateTime<Utc>,
+        roles: Vec<Uuid>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct UserRoleRow {
+        user_id: Uuid,
+        role_id: Uuid,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct RoleRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        name: String,
+        version: i64,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct PgRoleRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        name: String,
+        version: i64,
+        permissions: Vec<String>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct RolePermissionRow {
+        role_id: Uuid,
+        permission: String,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct TenantRow {
+        tenant_id: Uuid,
+        name: String,
+        time_zone: String,
+        billable_default: bool,
+        forwarded_link_protection: bool,
+        version: i64,
+        created_at: DateTime<Utc>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct PortalRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        company_id: Uuid,
+        template_id: Option<Uuid>,
+        name: String,
+        status: String,
+        version: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        activated_at: Option<DateTime<Utc>>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct PhaseRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        portal_id: Uuid,
+        position: i32,
+        name: String,
+        description: String,
+        version: i64,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct TaskRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        portal_id: Uuid,
+        phase_id: Uuid,
+        position: i32,
+        title: String,
+        description: String,
+        owner: String,
+        evidence: String,
+        priority: String,
+        due_offset_days: Option<i32>,
+        due_date: Option<NaiveDate>,
+        status: String,
+        block_reason: Option<String>,
+        assignee_id: Option<Uuid>,
+        completed_at: Option<DateTime<Utc>>,
+        completed_by_kind: Option<String>,
+        completed_by_id: Option<Uuid>,
+        completed_by_display: Option<String>,
+        completion_reason: Option<String>,
+        version: i64,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct DependencyRow {
+        task_id: Uuid,
+        depends_on_id: Uuid,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct ChecklistRow {
+        id: Uuid,
+        task_id: Uuid,
+        text: String,
+        done: bool,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct SurveyRow {
+        id: Uuid,
+        task_id: Uuid,
+        text: String,
+        kind: String,
+        options: Json<serde_json::Value>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct ContactRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        portal_id: Uuid,
+        name: String,
+        email: String,
+        role: String,
+        is_primary: bool,
+        version: i64,
+        created_at: DateTime<Utc>,
+    }
+
+    #[derive(FromRow, Serialize)]
+    struct CompanyRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        name: String,
+        version: i64,
+        created_at: DateTime<Utc>,
+    }
+
+    /// Who is asking, as each backend reads it.
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Staff {
+        Sqlite {
+            user: Vec<StaffUserRow>,
+            user_roles: Vec<UserRoleRow>,
+            roles: Vec<RoleRow>,
+            role_permissions: Vec<RolePermissionRow>,
+        },
+        Postgres {
+            user: Option<PgStaffUserRow>,
+            roles: Vec<PgRoleRow>,
+        },
+    }
+
+    /// Every row the request read.
+    #[derive(Serialize)]
+    struct Answer {
+        session: SessionRow,
+        staff: Staff,
+        tenant: Option<TenantRow>,
+        portal: PortalRow,
+        phases: Vec<PhaseRow>,
+        tasks: Vec<TaskRow>,
+        dependencies: Vec<DependencyRow>,
+        checklist_items: Vec<ChecklistRow>,
+        survey_questions: Vec<SurveyRow>,
+        contacts: Vec<ContactRow>,
+        company: Option<CompanyRow>,
+    }
+
+    fn refuse(status: StatusCode, what: &str) -> Response {
+        (status, what.to_owned()).into_response()
+    }
+
+    fn db_error(e: &sqlx::Error) -> Response {
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+    }
+
+    /// The host without a port, and the hash of the bearer token.
+    fn who(headers: &HeaderMap) -> Result<(String, [u8; 32]), (StatusCode, &'static str)> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_ascii_lowercase())
+            .ok_or((StatusCode::NOT_FOUND, "no host"))?;
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| SecretToken::parse(t).ok())
+            .ok_or((StatusCode::UNAUTHORIZED, "no token"))?;
+        Ok((host, token.hash().0))
+    }
+
+    async fn overview(State(db): State<Arc<Db>>, Path(portal): Path<Uuid>, headers: HeaderMap) -> Response {
+        let answer = match who(&headers) {
+            Err((status, what)) => return refuse(status, what),
+            Ok((host, token)) => match &*db {
+                Db::Sqlite(s) => sqlite(s.pool(), &host, &token, portal).await,
+                Db::Postgres(s) => postgres(s.pool(), &host, &token, portal).await,
+            },
+        };
+        match answer {
+            Ok(Some(a)) => axum::Json(a).into_response(),
+            Ok(None) => refuse(StatusCode::NOT_FOUND, "not found"),
+            Err(e) => db_error(&e),
+        }
+    }
+
+    /// `portal-storage-sqlite`: `tenant_for_host`, `staff_session`, `get_staff_user` (one read
+    /// transaction), `list_roles` (one read transaction), `get_tenant`, `load_portal` (one read
+    /// transaction), `get_company`.
+    async fn sqlite(
+        pool: &SqlitePool,
+        host: &str,
+        token: &[u8; 32],
+        portal: Uuid,
+    ) -> Result<Option<Answer>, sqlx::Error> {
+        let Some(tenant): Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenant_hosts WHERE host = $1")
+            .bind(host)
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(session) = sqlx::query_as::<_, SessionRow>(
+            "SELECT token_hash, tenant_id, user_id, created_at, expires_at FROM staff_sessions \
+             WHERE token_hash = $1 AND tenant_id = $2",
+        )
+        .bind(token.as_slice())
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+
+        let mut tx = pool.begin().await?;
+        let user: Vec<StaffUserRow> = sqlx::query_as(
+            "SELECT tenant_id, id, email, display_name, active, version, created_at FROM staff_user \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(session.user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let user_roles: Vec<UserRoleRow> = sqlx::query_as(
+            "SELECT user_id, role_id FROM staff_user_role WHERE tenant_id = $1 AND user_id BETWEEN $2 AND $3 \
+             ORDER BY rowid",
+        )
+        .bind(tenant)
+        .bind(session.user_id)
+        .bind(session.user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let mut tx = pool.begin().await?;
+        let roles: Vec<RoleRow> =
+            sqlx::query_as("SELECT tenant_id, id, name, version FROM role WHERE tenant_id = $1 ORDER BY name, id")
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await?;
+        let role_permissions: Vec<RolePermissionRow> =
+            sqlx::query_as("SELECT role_id, permission FROM role_permission WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+
+        let tenant_row: Option<TenantRow> = sqlx::query_as(
+            "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, created_at \
+             FROM tenant WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await?;
+
+        let mut tx = pool.begin().await?;
+        let Some(portal_row) = sqlx::query_as::<_, PortalRow>(
+            "SELECT tenant_id, id, company_id, template_id, name, status, version, created_at, updated_at, \
+             activated_at FROM portal WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let phases: Vec<PhaseRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, position, name, description, version FROM portal_phase \
+             WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let tasks: Vec<TaskRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, phase_id, position, title, description, owner, evidence, priority, \
+             due_offset_days, due_date, status, block_reason, assignee_id, completed_at, completed_by_kind, \
+             completed_by_id, completed_by_display, completion_reason, version FROM task \
+             WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let dependencies: Vec<DependencyRow> = sqlx::query_as(
+            "SELECT task_id, depends_on_id FROM task_dependency WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let checklist_items: Vec<ChecklistRow> = sqlx::query_as(
+            "SELECT id, task_id, text, done FROM task_checklist_item WHERE tenant_id = $1 AND portal_id = $2 \
+             ORDER BY task_id, position",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let survey_questions: Vec<SurveyRow> = sqlx::query_as(
+            "SELECT id, task_id, text, kind, options FROM task_survey_question WHERE tenant_id = $1 AND portal_id = $2 \
+             ORDER BY task_id, position",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let contacts: Vec<ContactRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, name, email, role, is_primary, version, created_at FROM contact \
+             WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let company: Option<CompanyRow> = sqlx::query_as(
+            "SELECT tenant_id, id, name, version, created_at FROM company WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(portal_row.company_id)
+        .fetch_optional(pool)
+        .await?;
+
+        Ok(Some(Answer {
+            session,
+            staff: Staff::Sqlite {
+                user,
+                user_roles,
+                roles,
+                role_permissions,
+            },
+            tenant: tenant_row,
+            portal: portal_row,
+            phases,
+            tasks,
+            dependencies,
+            checklist_items,
+            survey_questions,
+            contacts,
+            company,
+        }))
+    }
+
+    /// `portal-storage-postgres`: `tenant_for_host`, `staff_session`, `get_staff_user`,
+    /// `list_roles`, `get_tenant`, `load_portal` (one `REPEATABLE READ, READ ONLY` transaction),
+    /// `get_company`.
+    async fn postgres(
+        pool: &PgPool,
+        host: &str,
+        token: &[u8; 32],
+        portal: Uuid,
+    ) -> Result<Option<Answer>, sqlx::Error> {
+        let Some(tenant): Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenant_hosts WHERE host = $1")
+            .bind(host)
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(session) = sqlx::query_as::<_, SessionRow>(
+            "SELECT token_hash, tenant_id, user_id, created_at, expires_at FROM staff_sessions \
+             WHERE token_hash = $1 AND tenant_id = $2",
+        )
+        .bind(token.as_slice())
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let user: Option<PgStaffUserRow> = sqlx::query_as(
+            "SELECT u.tenant_id, u.id, u.email, u.display_name, u.active, u.version, u.created_at, \
+                    ARRAY(SELECT r.role_id FROM staff_user_role r WHERE r.tenant_id = u.tenant_id AND r.user_id = u.id ORDER BY r.role_id) AS roles \
+             FROM staff_user u WHERE u.tenant_id = $1 AND u.id = $2",
+        )
+        .bind(tenant)
+        .bind(session.user_id)
+        .fetch_optional(pool)
+        .await?;
+        let roles: Vec<PgRoleRow> = sqlx::query_as(
+            "SELECT r.tenant_id, r.id, r.name, r.version, \
+                    ARRAY(SELECT p.permission FROM role_permission p WHERE p.tenant_id = r.tenant_id AND p.role_id = r.id) AS permissions \
+             FROM role r WHERE r.tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_all(pool)
+        .await?;
+        let tenant_row: Option<TenantRow> = sqlx::query_as(
+            "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, created_at \
+             FROM tenant WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await?;
+
+        let mut tx = pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let Some(portal_row) = sqlx::query_as::<_, PortalRow>(
+            "SELECT tenant_id, id, company_id, template_id, name, status, version, created_at, updated_at, \
+                    activated_at \
+             FROM portal WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let phases: Vec<PhaseRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, position, name, description, version \
+             FROM portal_phase WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let tasks: Vec<TaskRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, phase_id, position, title, description, owner, evidence, \
+                    priority, due_offset_days, due_date, status, block_reason, assignee_id, completed_at, completed_by_kind, \
+                    completed_by_id, completed_by_display, completion_reason, version \
+             FROM task WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let dependencies: Vec<DependencyRow> = sqlx::query_as(
+            "SELECT task_id, depends_on_id FROM task_dependency WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let checklist_items: Vec<ChecklistRow> = sqlx::query_as(
+            "SELECT task_id, id, text, done FROM task_checklist_item \
+             WHERE tenant_id = $1 AND portal_id = $2 ORDER BY task_id, position, id",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let survey_questions: Vec<SurveyRow> = sqlx::query_as(
+            "SELECT task_id, id, text, kind, options FROM task_survey_question \
+             WHERE tenant_id = $1 AND portal_id = $2 ORDER BY task_id, position, id",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        let contacts: Vec<ContactRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, name, email, role, is_primary, version, created_at \
+             FROM contact WHERE tenant_id = $1 AND portal_id = $2",
+        )
+        .bind(tenant)
+        .bind(portal)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let company: Option<CompanyRow> = sqlx::query_as(
+            "SELECT tenant_id, id, name, version, created_at FROM company WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(portal_row.company_id)
+        .fetch_optional(pool)
+        .await?;
+
+        Ok(Some(Answer {
+            session,
+            staff: Staff::Postgres { user, roles },
+            tenant: tenant_row,
+            portal: portal_row,
+            phases,
+            tasks,
+            dependencies,
+            checklist_items,
+            survey_questions,
+            contacts,
+            company,
+        }))
+    }
+}
