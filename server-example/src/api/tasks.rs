@@ -230,15 +230,10 @@ async fn update_task(
     IfMatch(version): IfMatch,
     Json(patch): Json<TaskPatch>,
 ) -> Result<Tagged<Task>, ApiError> {
-    let p = &staff.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::draft::update_task(p, ctx, s, task, version, &patch)
-        })
-        .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
-    Ok(Tagged(t.version, t))
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::draft::update_task(p, ctx, s, task, version, &patch)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,13 +266,10 @@ async fn start_task(
     Path((portal, task)): Path<(PortalId, TaskId)>,
     IfMatch(version): IfMatch,
 ) -> Result<Tagged<Task>, ApiError> {
-    let p = &staff.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, portal, |ctx, s| commands::task::start_task(p, ctx, s, task, version))
-        .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
-    Ok(Tagged(t.version, t))
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::task::start_task(p, ctx, s, task, version)
+    })
+    .await
 }
 
 /// Completes a task (`pending` or `in_progress` → `completed`). Only while every dependency is
@@ -352,15 +344,10 @@ async fn reopen_task(
     Path((portal, task)): Path<(PortalId, TaskId)>,
     IfMatch(version): IfMatch,
 ) -> Result<Tagged<Task>, ApiError> {
-    let p = &staff.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::task::reopen_task(p, ctx, s, task, version)
-        })
-        .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
-    Ok(Tagged(t.version, t))
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::task::reopen_task(p, ctx, s, task, version)
+    })
+    .await
 }
 
 /// Blocks a task by hand with a reason. The task is `blocked` until the block is lifted (and its
@@ -394,15 +381,10 @@ async fn block_task(
     IfMatch(version): IfMatch,
     Json(request): Json<BlockRequest>,
 ) -> Result<Tagged<Task>, ApiError> {
-    let p = &staff.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::task::block_task(p, ctx, s, task, version, &request.reason)
-        })
-        .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
-    Ok(Tagged(t.version, t))
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::task::block_task(p, ctx, s, task, version, &request.reason)
+    })
+    .await
 }
 
 /// Lifts a manual block. The task stays `blocked` while a dependency is open.
@@ -432,14 +414,30 @@ async fn unblock_task(
     Path((portal, task)): Path<(PortalId, TaskId)>,
     IfMatch(version): IfMatch,
 ) -> Result<Tagged<Task>, ApiError> {
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::task::unblock_task(p, ctx, s, task, version)
+    })
+    .await
+}
+
+/// Runs a task command under the portal's lock and answers the task as the command left it,
+/// tagged with its new version.
+async fn task_command<F>(
+    state: &AppState,
+    staff: &Staff,
+    portal: PortalId,
+    task: TaskId,
+    command: F,
+) -> Result<Tagged<Task>, ApiError>
+where
+    F: Fn(&Principal, &mut portal_core::commands::Ctx, &PortalState) -> Result<Outcome, CommandError> + Send + Sync,
+{
     let p = &staff.principal;
     let outcome = state
         .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::task::unblock_task(p, ctx, s, task, version)
-        })
+        .portal_command(p, portal, |ctx, s| command(p, ctx, s))
         .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
+    let t = task_after(state, p, portal, task, &outcome).await?;
     Ok(Tagged(t.version, t))
 }
 
@@ -578,15 +576,10 @@ async fn set_checklist_item(
     IfMatch(version): IfMatch,
     Json(request): Json<ChecklistRequest>,
 ) -> Result<Tagged<Task>, ApiError> {
-    let p = &staff.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::task::set_checklist_item(p, ctx, s, task, version, item, request.done)
-        })
-        .await?;
-    let t = task_after(&state, p, portal, task, &outcome).await?;
-    Ok(Tagged(t.version, t))
+    task_command(&state, &staff, portal, task, |p, ctx, s| {
+        commands::task::set_checklist_item(p, ctx, s, task, version, item, request.done)
+    })
+    .await
 }
 
 /// The keyset cursor of a task's comments: creation time, then id.
