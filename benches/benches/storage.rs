@@ -173,7 +173,8 @@ impl Fixture {
                 .fill_bytes(buf);
         });
         let clock = Arc::new(StepClock(Mutex::new(now())));
-        let engine = Engine::new(storage, Arc::clone(&clock) as Arc<dyn Clock>, entropy);
+        let key = portal_core::crypto::MasterKey::from_material(&[7; 32]).expect("a 32-byte key");
+        let engine = Engine::new(storage, Arc::clone(&clock) as Arc<dyn Clock>, entropy, &key);
         let admin = t0.admin.clone();
         let template = RT.block_on(async {
             let id = engine.create_template(&admin, &perf4_template(DEFAULT_SEED)).await?;
@@ -280,6 +281,7 @@ impl Fixture {
             &self.company,
             &self.template,
             &self.request,
+            &portal_core::auth::SecretToken::from_bytes([7; 32]),
         )
         .unwrap_or_else(|e| panic!("start_onboarding: {e}"));
         let state = outcome

@@ -66,6 +66,19 @@ impl SecretToken {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// A fresh token for one member of a batch (one per contact of an activation, say),
+    /// derived from this token as a secret seed: HMAC-SHA256 keyed by the seed over a label. A
+    /// pure command gets one seed from its caller and needs no RNG; tokens of different labels
+    /// are independent, and no token reveals the seed or another token.
+    #[must_use]
+    pub fn derive_token(&self, label: &[u8]) -> Self {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"portal-engine/derived-token/");
+        mac.update(label);
+        Self(mac.finalize().into_bytes().into())
+    }
+
     /// The SHA-256 of the token's bytes: the only form that is stored.
     #[must_use]
     pub fn hash(&self) -> TokenHash {

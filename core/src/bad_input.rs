@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::CommandError;
+use crate::auth::SecretToken;
 use crate::commands::Ctx;
 use crate::commands::draft::{TaskInput, add_task};
-use crate::commands::portal::{StartOnboarding, TransitionRequest, start_onboarding, transition_portal};
+use crate::commands::portal::{StartOnboarding, TransitionEnv, TransitionRequest, start_onboarding, transition_portal};
 use crate::commands::task::complete_task;
 use crate::commands::template::create_template;
 use crate::company::Company;
@@ -34,6 +35,7 @@ fn tenant() -> Tenant {
         name: ok(Name::parse("MSP")),
         settings: TenantSettings::default(),
         link_settings: crate::tenant::LinkSettings::default(),
+        branding: crate::tenant::Branding::default(),
         version: 1,
         created_at: now(),
     }
@@ -203,7 +205,15 @@ fn started(contacts: Vec<ContactInput>, activate: bool) -> Result<PortalState, C
         contacts,
         activate,
     };
-    let (_, o) = start_onboarding(&admin(), &mut ctx, &t, &company, &tpl, &req)?;
+    let (_, o) = start_onboarding(
+        &admin(),
+        &mut ctx,
+        &t,
+        &company,
+        &tpl,
+        &req,
+        &SecretToken::from_bytes([9; 32]),
+    )?;
     match o.writes.into_iter().next() {
         Some(Write::InsertPortal(s)) => Ok(*s),
         _ => panic!("portal"),
@@ -242,8 +252,14 @@ fn contact_rules_of_con_1() {
         expected_version: 1,
         confirm: false,
     };
+    let (t, company, seed) = (
+        tenant(),
+        Name::parse("Client").unwrap(),
+        SecretToken::from_bytes([9; 32]),
+    );
+    let env = TransitionEnv::new(&t, &company, &seed);
     assert_eq!(
-        transition_portal(&admin(), &mut Ctx::new(now(), [2; 16]), &draft, &tenant().settings, req).err(),
+        transition_portal(&admin(), &mut Ctx::new(now(), [2; 16]), &draft, env, req).err(),
         Some(CommandError::PrimaryContact { primaries: 0 })
     );
 }

@@ -95,6 +95,8 @@ ids! {
     MessageId;
     /// A contact's access link (CON-2).
     AccessLinkId;
+    /// A one-time code challenge of forwarded-link protection (CON-5).
+    ChallengeId;
 }
 
 /// Makes UUIDv7 ids (through [`IdGen::next_id`]) without a clock or RNG of its own.
@@ -179,7 +181,8 @@ from_uuid!(
     EventId,
     PortalUserId,
     MessageId,
-    AccessLinkId
+    AccessLinkId,
+    ChallengeId
 );
 
 #[cfg(test)]

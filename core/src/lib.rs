@@ -38,11 +38,13 @@ pub mod auth;
 mod bad_input;
 pub mod commands;
 pub mod company;
+pub mod crypto;
 pub mod error;
 mod graph;
 pub mod id;
 pub mod lifecycle;
 mod macros;
+pub mod mail;
 #[cfg(feature = "testing")]
 pub mod memory;
 #[cfg(all(test, feature = "openapi"))]

@@ -11,16 +11,17 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::access::{AccessLink, ContactSession};
+use crate::access::{AccessChallenge, AccessLink, ContactSession};
 use crate::activity::ActivityEvent;
 use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{
-    AccessLinkId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
-    TaskId, TemplateId, TenantId,
+    AccessLinkId, ChallengeId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
+    StaffUserId, TaskId, TemplateId, TenantId,
 };
 use crate::lifecycle::PortalStatus;
+use crate::mail::{ClaimedMessage, MessageSecret, MessageStatus, OutboxEntry};
 use crate::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::storage::{
@@ -49,13 +50,45 @@ struct Db {
     contacts: Map<ContactId, Contact>,
     comments: Map<CommentId, Comment>,
     events: Map<EventId, ActivityEvent>,
-    outbox: Map<MessageId, OutboundMessage>,
+    outbox: Map<MessageId, OutboxRow>,
     hosts: BTreeMap<String, TenantId>,
     passwords: Map<StaffUserId, String>,
     sessions: BTreeMap<TokenHash, StaffSession>,
     sign_in_attempts: BTreeMap<(TenantId, String), (DateTime<Utc>, u32)>,
     links: Map<AccessLinkId, AccessLink>,
     contact_sessions: BTreeMap<TokenHash, ContactSession>,
+    challenges: Map<ChallengeId, AccessChallenge>,
+}
+
+/// A message in the outbox with its delivery state.
+#[derive(Debug, Clone)]
+struct OutboxRow {
+    message: OutboundMessage,
+    status: MessageStatus,
+    attempts: u32,
+    next_attempt_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    fn entry(&self) -> OutboxEntry {
+        let m = &self.message;
+        OutboxEntry {
+            id: m.id,
+            portal_id: m.portal_id,
+            contact_id: m.contact_id,
+            kind: m.kind,
+            recipient: m.recipient.clone(),
+            status: self.status,
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error.clone(),
+            created_at: m.created_at,
+            sent_at: self.sent_at,
+        }
+    }
 }
 
 /// The in-memory store.
@@ -192,6 +225,8 @@ impl Db {
             .retain(|(t, _), l| !(*t == tenant && which(l.portal_id, l.contact_id)));
         self.contact_sessions
             .retain(|_, s| !(s.tenant_id == tenant && which(s.portal_id, s.contact_id)));
+        self.challenges
+            .retain(|(t, _), c| !(*t == tenant && which(c.portal_id, c.contact_id)));
     }
 
     fn delete_task_rows(&mut self, tenant: TenantId, id: TaskId) {
@@ -398,6 +433,8 @@ impl Db {
                 self.contacts.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
                 self.comments.retain(|(t, _), c| !(*t == tenant && c.portal_id == *id));
                 self.delete_access_rows(tenant, |portal, _| portal == *id);
+                self.outbox
+                    .retain(|(t, _), m| !(*t == tenant && m.message.portal_id == Some(*id)));
             }
             Write::InsertPhase(p) => insert(&mut self.phases, (tenant, p.id), "phase", p.id.as_uuid(), p.clone())?,
             Write::UpdatePhase {
@@ -467,6 +504,8 @@ impl Db {
             Write::DeleteContact { id } => {
                 self.contacts.remove(&(tenant, *id));
                 self.delete_access_rows(tenant, |_, contact| contact == *id);
+                self.outbox
+                    .retain(|(t, _), m| !(*t == tenant && m.message.contact_id == Some(*id)));
             }
             Write::InsertAccessLink(l) => {
                 // As the foreign key to the contact refuses it.
@@ -503,6 +542,42 @@ impl Db {
                 }
                 self.contact_sessions.insert(s.token_hash, s.clone());
             }
+            Write::InsertAccessChallenge(c) => {
+                // As the foreign key to the link refuses it.
+                if !self.links.contains_key(&(tenant, c.link_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "access link",
+                        id: c.link_id.as_uuid(),
+                    });
+                }
+                if tenant_rows(&self.challenges, tenant).any(|x| x.token_hash == c.token_hash) {
+                    return Err(already("access code", &c.id));
+                }
+                insert(
+                    &mut self.challenges,
+                    (tenant, c.id),
+                    "access code",
+                    c.id.as_uuid(),
+                    c.clone(),
+                )?;
+            }
+            Write::UseAccessChallenge { id, at } => match self.challenges.get_mut(&(tenant, *id)) {
+                Some(c) if c.used_at.is_none() => c.used_at = Some(*at),
+                Some(_) => {
+                    return Err(CommandError::Stale {
+                        entity: "access code",
+                        id: id.as_uuid(),
+                        expected: 0,
+                        actual: 1,
+                    });
+                }
+                None => {
+                    return Err(CommandError::NotFound {
+                        entity: "access code",
+                        id: id.as_uuid(),
+                    });
+                }
+            },
             Write::InsertComment(c) => {
                 if !self.tasks.contains_key(&(tenant, c.task_id)) {
                     return Err(CommandError::NotFound {
@@ -528,6 +603,13 @@ impl Db {
         Ok(())
     }
 
+    /// The outbox row still claimed by `attempt`.
+    fn claimed(&mut self, tenant: TenantId, id: MessageId, attempt: u32) -> Option<&mut OutboxRow> {
+        self.outbox
+            .get_mut(&(tenant, id))
+            .filter(|r| r.status == MessageStatus::Sending && r.attempts == attempt)
+    }
+
     fn commit(&mut self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
         if let Some(bad) = outcome.tenants().find(|t| *t != tenant) {
             return Err(StorageError::Invariant(format!(
@@ -546,7 +628,22 @@ impl Db {
             }
         }
         for m in &outcome.messages {
-            if let Err(e) = insert(&mut next.outbox, (tenant, m.id), "message", m.id.as_uuid(), m.clone()) {
+            if matches!(m.secret, Some(MessageSecret::Clear { .. })) {
+                return Err(StorageError::Invariant(format!(
+                    "message {} carries its secret in clear; the engine seals secrets before they are stored",
+                    m.id
+                )));
+            }
+            let row = OutboxRow {
+                message: m.clone(),
+                status: MessageStatus::Queued,
+                attempts: 0,
+                next_attempt_at: m.created_at,
+                lease_until: None,
+                last_error: None,
+                sent_at: None,
+            };
+            if let Err(e) = insert(&mut next.outbox, (tenant, m.id), "message", m.id.as_uuid(), row) {
                 return Ok(Err(e));
             }
         }
@@ -758,11 +855,122 @@ impl ActivityRepo for MemoryStorage {
 
 #[async_trait]
 impl OutboxRepo for MemoryStorage {
-    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>> {
-        let mut msgs: Vec<OutboundMessage> = tenant_rows(&self.lock().outbox, tenant).cloned().collect();
-        msgs.sort_by_key(|m| (m.created_at, m.id));
-        msgs.truncate(limit.clamp(1, crate::storage::MAX_PAGE));
-        Ok(msgs)
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StorageResult<Vec<ClaimedMessage>> {
+        let mut db = self.lock();
+        let mut due: Vec<(DateTime<Utc>, (TenantId, MessageId))> = db
+            .outbox
+            .iter()
+            .filter(|(_, r)| match r.status {
+                MessageStatus::Queued => r.next_attempt_at <= now,
+                MessageStatus::Sending => r.lease_until.is_some_and(|l| l < now),
+                MessageStatus::Sent | MessageStatus::Failed => false,
+            })
+            .map(|(k, r)| (r.next_attempt_at, *k))
+            .collect();
+        due.sort();
+        due.truncate(limit.min(crate::storage::MAX_PAGE));
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, key)| {
+                let row = db.outbox.get_mut(&key)?;
+                row.status = MessageStatus::Sending;
+                row.attempts += 1;
+                row.lease_until = Some(lease_until);
+                Some(ClaimedMessage {
+                    message: row.message.clone(),
+                    attempt: row.attempts,
+                })
+            })
+            .collect())
+    }
+
+    async fn mark_message_sent(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> StorageResult<bool> {
+        Ok(self.lock().claimed(tenant, id, attempt).is_some_and(|row| {
+            row.status = MessageStatus::Sent;
+            row.sent_at = Some(at);
+            row.lease_until = None;
+            row.message.secret = None;
+            true
+        }))
+    }
+
+    async fn mark_message_retry(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StorageResult<bool> {
+        Ok(self.lock().claimed(tenant, id, attempt).is_some_and(|row| {
+            row.status = MessageStatus::Queued;
+            row.next_attempt_at = next_attempt_at;
+            row.lease_until = None;
+            row.last_error = Some(error.to_owned());
+            true
+        }))
+    }
+
+    async fn mark_message_failed(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        error: &str,
+    ) -> StorageResult<bool> {
+        Ok(self.lock().claimed(tenant, id, attempt).is_some_and(|row| {
+            row.status = MessageStatus::Failed;
+            row.lease_until = None;
+            row.last_error = Some(error.to_owned());
+            true
+        }))
+    }
+
+    async fn requeue_failed_message(&self, tenant: TenantId, id: MessageId, now: DateTime<Utc>) -> StorageResult<bool> {
+        let mut db = self.lock();
+        Ok(match db.outbox.get_mut(&(tenant, id)) {
+            Some(row) if row.status == MessageStatus::Failed => {
+                row.status = MessageStatus::Queued;
+                row.attempts = 0;
+                row.next_attempt_at = now;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn list_messages(
+        &self,
+        tenant: TenantId,
+        status: Option<MessageStatus>,
+        req: PageRequest<MessageId>,
+    ) -> StorageResult<Vec<OutboxEntry>> {
+        Ok(self
+            .lock()
+            .outbox
+            .iter()
+            .rev()
+            .filter(|((t, id), r)| {
+                *t == tenant && req.after.is_none_or(|a| *id < a) && status.is_none_or(|s| r.status == s)
+            })
+            .take(req.clamped_limit())
+            .map(|(_, r)| r.entry())
+            .collect())
+    }
+
+    async fn get_message(&self, tenant: TenantId, id: MessageId) -> StorageResult<Option<OutboundMessage>> {
+        Ok(self.lock().outbox.get(&(tenant, id)).map(|r| r.message.clone()))
     }
 }
 
@@ -886,6 +1094,18 @@ impl AuthRepo for MemoryStorage {
 
 #[async_trait]
 impl AccessRepo for MemoryStorage {
+    async fn get_access_link(&self, tenant: TenantId, id: AccessLinkId) -> StorageResult<Option<AccessLink>> {
+        Ok(self.lock().links.get(&(tenant, id)).cloned())
+    }
+    async fn find_access_challenge(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+    ) -> StorageResult<Option<AccessChallenge>> {
+        Ok(tenant_rows(&self.lock().challenges, tenant)
+            .find(|c| c.token_hash == *token)
+            .cloned())
+    }
     async fn find_access_link(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<Option<AccessLink>> {
         Ok(tenant_rows(&self.lock().links, tenant)
             .find(|l| l.token_hash == *token)

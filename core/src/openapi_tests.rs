@@ -282,6 +282,14 @@ impl Fixture {
             link_settings: crate::tenant::LinkSettings {
                 access_link_expiry_days: 14,
             },
+            branding: crate::tenant::Branding {
+                app_name: Some(Name::parse("Acme Client Hub").unwrap()),
+                logo_url: Some("https://msp.example/logo.svg".to_owned()),
+                primary_colour: "#0a7cff".to_owned(),
+                sender_name: None,
+                sender_email: Some(email("portal@msp.example")),
+                reply_to: None,
+            },
             version: 3,
             created_at: now(),
         }

@@ -4,15 +4,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{AccessLink, ContactSession};
+use crate::access::{AccessChallenge, AccessLink, ContactSession};
 use crate::activity::ActivityEvent;
 use crate::company::{Company, Site};
-use crate::id::{ContactId, EventId, MessageId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
+use crate::id::{ChallengeId, ContactId, EventId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::task::{Comment, Task};
 use crate::template::Template;
 use crate::tenant::{Role, StaffUser, Tenant};
-use crate::value::Email;
 
 /// One row-level change. Every update carries the version it expects to replace
 /// (compare-and-set); the row written carries the next version.
@@ -105,6 +104,16 @@ pub enum Write {
     },
     /// Starts a contact session (CON-4).
     InsertContactSession(ContactSession),
+    /// Stores a one-time code challenge (CON-5).
+    InsertAccessChallenge(AccessChallenge),
+    /// Marks a challenge used at `at`; refused as stale ([`crate::CommandError::Stale`]) when it
+    /// was used already, so one code opens the portal once.
+    UseAccessChallenge {
+        /// The challenge.
+        id: ChallengeId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// ACT-4: erases summary, details and actor display of every event of the portal, keeping
     /// each as a tombstone that names the audit event of the delete.
     EraseEventsOfPortal {
@@ -131,30 +140,13 @@ impl Write {
             Self::InsertComment(_) => "comment",
             Self::InsertAccessLink(_) | Self::RevokeContactAccess { .. } => "access link",
             Self::InsertContactSession(_) => "contact session",
+            Self::InsertAccessChallenge(_) | Self::UseAccessChallenge { .. } => "access code",
             Self::EraseEventsOfPortal { .. } => "activity",
         }
     }
 }
 
-/// An email to enqueue in the outbox (MAIL-3). No command produces one yet; the contacts and
-/// mail work fills this in, and the commit path already writes it in the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboundMessage {
-    /// Id.
-    pub id: MessageId,
-    /// Owning tenant.
-    pub tenant_id: TenantId,
-    /// Which message (`contact_invitation`, ...).
-    pub kind: String,
-    /// Recipient.
-    pub recipient: Email,
-    /// Delivery attempts of the same message carry the same key.
-    pub idempotency_key: String,
-    /// What the renderer needs.
-    pub payload: serde_json::Value,
-    /// When it was queued.
-    pub created_at: DateTime<Utc>,
-}
+pub use crate::mail::OutboundMessage;
 
 /// Side effects on access, applied after the writes of the same outcome, in its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +202,7 @@ impl Outcome {
                 Write::InsertComment(c) => Some(c.tenant_id),
                 Write::InsertAccessLink(l) => Some(l.tenant_id),
                 Write::InsertContactSession(s) => Some(s.tenant_id),
+                Write::InsertAccessChallenge(c) => Some(c.tenant_id),
                 Write::DeleteSite { .. }
                 | Write::DeleteTemplate { .. }
                 | Write::DeletePortal { .. }
@@ -217,6 +210,7 @@ impl Outcome {
                 | Write::DeleteTask { .. }
                 | Write::DeleteContact { .. }
                 | Write::RevokeContactAccess { .. }
+                | Write::UseAccessChallenge { .. }
                 | Write::EraseEventsOfPortal { .. } => None,
             })
             .chain(self.events.iter().map(|e| e.tenant_id))

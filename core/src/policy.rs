@@ -180,6 +180,10 @@ pub enum Action {
     CommentOnTask,
     /// See the activity log.
     ReadActivity,
+    /// See the delivery state of the tenant's outgoing mail.
+    ReadOutbox,
+    /// Queue a failed message again.
+    RetryMail,
 }
 
 crate::string_enum!(Action {
@@ -201,6 +205,8 @@ crate::string_enum!(Action {
     ManageTask => "manage_task",
     CommentOnTask => "comment_on_task",
     ReadActivity => "read_activity",
+    ReadOutbox => "read_outbox",
+    RetryMail => "retry_mail",
 });
 
 /// What an action is done to, with the facts the policy needs about it.
@@ -283,9 +289,13 @@ const fn staff_needs(action: Action) -> Option<Permission> {
         A::ReadTenant => None,
         A::ManageSettings => Some(Permission::ManageSettings),
         A::ManageUsers => Some(Permission::ManageUsers),
-        A::ReadStaff | A::ReadCompany | A::ReadTemplate | A::ReadPortal | A::ReadTask | A::ReadActivity => {
-            Some(Permission::ReadOnboarding)
-        }
+        A::ReadStaff
+        | A::ReadCompany
+        | A::ReadTemplate
+        | A::ReadPortal
+        | A::ReadTask
+        | A::ReadActivity
+        | A::ReadOutbox => Some(Permission::ReadOnboarding),
         A::ManageCompany
         | A::ManageTemplate
         | A::CreatePortal
@@ -294,7 +304,8 @@ const fn staff_needs(action: Action) -> Option<Permission> {
         | A::DeletePortal
         | A::WorkOnTask
         | A::ManageTask
-        | A::CommentOnTask => Some(Permission::ManageOnboarding),
+        | A::CommentOnTask
+        | A::RetryMail => Some(Permission::ManageOnboarding),
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
-use crate::commands::portal::{StartOnboarding, TransitionRequest, start_onboarding, transition_portal};
+use crate::auth::SecretToken;
+use crate::commands::portal::{StartOnboarding, TransitionEnv, TransitionRequest, start_onboarding, transition_portal};
 use crate::commands::task::{block_task, bulk_reassign, complete_task, reopen_task, start_task, unblock_task};
 use crate::commands::{Ctx, template::create_template};
 use crate::company::Company;
@@ -37,6 +38,7 @@ fn tenant(n: u128) -> Tenant {
         name: Name::parse("T").unwrap_or_else(|_| unreachable!()),
         settings: TenantSettings::default(),
         link_settings: crate::tenant::LinkSettings::default(),
+        branding: crate::tenant::Branding::default(),
         version: 1,
         created_at: now(),
     }
@@ -121,7 +123,16 @@ fn start(t: &Tenant, template: &Template, ctx: &mut Ctx, activate: bool) -> Port
         contacts: contacts(),
         activate,
     };
-    let (_, outcome) = start_onboarding(&admin(t), ctx, t, &company, template, &req).unwrap_or_else(|e| panic!("{e}"));
+    let (_, outcome) = start_onboarding(
+        &admin(t),
+        ctx,
+        t,
+        &company,
+        template,
+        &req,
+        &SecretToken::from_bytes([9; 32]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     match outcome.writes.into_iter().next() {
         Some(Write::InsertPortal(s)) => *s,
         other => panic!("expected a portal insert, got {other:?}"),
@@ -142,6 +153,8 @@ fn apply(state: &mut PortalState, outcome: &Outcome) {
                 *slot = (**task).clone();
             }
             Write::UpdatePortal { portal, .. } => state.portal = portal.clone(),
+            // An activation's links: not part of the portal state.
+            Write::InsertAccessLink(_) => {}
             other => panic!("unexpected write {other:?}"),
         }
     }
@@ -227,7 +240,8 @@ proptest! {
             }
             let from = state.portal.status;
             let req = TransitionRequest { to, expected_version: state.portal.version, confirm };
-            match transition_portal(&admin(&t), &mut ctx, &state, &t.settings, req) {
+            let (company, seed) = (Name::parse("Client").unwrap_or_else(|_| unreachable!()), SecretToken::from_bytes([9; 32]));
+            match transition_portal(&admin(&t), &mut ctx, &state, TransitionEnv::new(&t, &company, &seed), req) {
                 Ok(outcome) => {
                     prop_assert!(is_allowed(from, to));
                     apply(&mut state, &outcome);

@@ -28,7 +28,9 @@ use crate::activity::{ActivityEvent, EventKind};
 use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
-use crate::id::{CompanyId, ContactId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
+use crate::id::{
+    CompanyId, ContactId, EventId, MessageId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId,
+};
 use crate::lifecycle::PortalStatus;
 use crate::outcome::{OutboundMessage, Outcome};
 use crate::portal::{Portal, PortalState};
@@ -244,11 +246,66 @@ pub trait ActivityRepo: Send + Sync {
     ) -> StorageResult<Vec<ActivityEvent>>;
 }
 
-/// Queued outbound messages (MAIL-3). Delivery comes with the mail work.
+/// The outbox (MAIL-3): messages are inserted by [`OutcomeRepo::commit_outcome`] with the rest
+/// of an outcome; these calls are the worker's and staff's view of their delivery. Each call is
+/// one transaction.
+///
+/// A worker claims due messages with [`Self::claim_messages`] (PostgreSQL: `FOR UPDATE SKIP
+/// LOCKED`, so several processes never claim one row at once), sends each, and reports the
+/// result with one of the `mark_*` calls naming the attempt it claimed. A claim is a lease: a
+/// message whose worker died is claimed again once the lease has run out.
 #[async_trait]
 pub trait OutboxRepo: Send + Sync {
-    /// Messages queued and not yet delivered, oldest first.
-    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>>;
+    /// Claims up to `limit` messages of any tenant that are due at `now`: `queued` with
+    /// `next_attempt_at <= now`, or `sending` with a lease that ran out before `now`. Each claimed
+    /// row becomes `sending` with `attempts + 1` and a lease until `lease_until`; the oldest due
+    /// first. Returns them with their sealed secrets.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> StorageResult<Vec<crate::mail::ClaimedMessage>>;
+    /// Marks a claimed message sent at `at` and deletes its sealed secret. `false` (and nothing
+    /// changed) when the claim is no longer this attempt's.
+    async fn mark_message_sent(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> StorageResult<bool>;
+    /// Puts a claimed message back in the queue until `next_attempt_at`, noting `error`. `false`
+    /// when the claim is no longer this attempt's.
+    async fn mark_message_retry(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StorageResult<bool>;
+    /// Marks a claimed message failed, noting `error`. `false` when the claim is no longer this
+    /// attempt's.
+    async fn mark_message_failed(
+        &self,
+        tenant: TenantId,
+        id: MessageId,
+        attempt: u32,
+        error: &str,
+    ) -> StorageResult<bool>;
+    /// Queues a `failed` message again, due at `now`, with its attempts counted from zero.
+    /// `false` when there is no failed message with this id in the tenant.
+    async fn requeue_failed_message(&self, tenant: TenantId, id: MessageId, now: DateTime<Utc>) -> StorageResult<bool>;
+    /// The tenant's messages, newest first (by id), optionally of one status, keyset-paged.
+    async fn list_messages(
+        &self,
+        tenant: TenantId,
+        status: Option<crate::mail::MessageStatus>,
+        page: PageRequest<MessageId>,
+    ) -> StorageResult<Vec<crate::mail::OutboxEntry>>;
+    /// One message as stored, with its sealed secret if it still has one (tests and support).
+    async fn get_message(&self, tenant: TenantId, id: MessageId) -> StorageResult<Option<OutboundMessage>>;
 }
 
 /// Host names, staff credentials, staff sessions and sign-in counters (BRD-2, AUTH-6).
@@ -331,6 +388,16 @@ pub trait AccessRepo: Send + Sync {
     async fn delete_contact_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool>;
     /// Ends every session of a contact ("sign out everywhere"); how many there were.
     async fn delete_contact_sessions_of(&self, tenant: TenantId, contact: ContactId) -> StorageResult<u64>;
+    /// The link with this id in the tenant, whatever its state.
+    async fn get_access_link(&self, tenant: TenantId, id: crate::id::AccessLinkId)
+    -> StorageResult<Option<AccessLink>>;
+    /// The one-time code challenge with this token hash in the tenant, whatever its state
+    /// (used, expired) (CON-5).
+    async fn find_access_challenge(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+    ) -> StorageResult<Option<crate::access::AccessChallenge>>;
 }
 
 /// The one commit path.

@@ -21,6 +21,9 @@ pub struct Tenant {
     /// Settings of client links (BYD-4).
     #[serde(default)]
     pub link_settings: LinkSettings,
+    /// Branding of mail and pages (BRD-1, MAIL-2).
+    #[serde(default)]
+    pub branding: Branding,
     /// Compare-and-set version of the tenant row (its settings are edited as one).
     pub version: i64,
     /// Creation time.
@@ -109,6 +112,107 @@ impl LinkSettings {
             .access_link_expiry_days
             .clamp(MIN_LINK_EXPIRY_DAYS, MAX_LINK_EXPIRY_DAYS);
         chrono::Duration::days(i64::from(days))
+    }
+}
+
+/// The primary colour of a tenant without one.
+pub const DEFAULT_PRIMARY_COLOUR: &str = "#1f6feb";
+/// Longest logo URL.
+pub const MAX_LOGO_URL_CHARS: usize = 2048;
+
+fn default_primary_colour() -> String {
+    DEFAULT_PRIMARY_COLOUR.to_owned()
+}
+
+/// A tenant's branding (BRD-1, MAIL-2): the name, logo and colour of its mail and pages, and the
+/// sender of its mail. Every field but the colour may be left out: mail then uses the tenant's
+/// name and the deployment's default sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Branding {
+    /// The product name clients see; the tenant's name when left out.
+    #[serde(default)]
+    pub app_name: Option<Name>,
+    /// An `https://` (or `http://`) URL of the logo, SVG preferred.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 2048, example = "https://msp.example/logo.svg")
+    )]
+    pub logo_url: Option<String>,
+    /// `#rrggbb`.
+    #[serde(default = "default_primary_colour")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#1f6feb", default = "#1f6feb")
+    )]
+    pub primary_colour: String,
+    /// The sender's display name; the app name when left out.
+    #[serde(default)]
+    pub sender_name: Option<Name>,
+    /// The sender's address; the deployment's default sender when left out.
+    #[serde(default)]
+    pub sender_email: Option<Email>,
+    /// Where replies go, if not to the sender.
+    #[serde(default)]
+    pub reply_to: Option<Email>,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Self {
+            app_name: None,
+            logo_url: None,
+            primary_colour: default_primary_colour(),
+            sender_name: None,
+            sender_email: None,
+            reply_to: None,
+        }
+    }
+}
+
+impl Branding {
+    /// Refuses a colour that is not `#rrggbb` and a logo URL that is not a plain `http(s)` URL.
+    ///
+    /// # Errors
+    ///
+    /// The first field that is wrong.
+    pub fn check(&self) -> Result<(), ValueError> {
+        let c = self.primary_colour.as_bytes();
+        if c.len() != 7 || c[0] != b'#' || !c[1..].iter().all(u8::is_ascii_hexdigit) {
+            return Err(ValueError::InvalidCharacters {
+                field: "primary_colour",
+                allowed: "`#` and six hexadecimal digits",
+            });
+        }
+        if let Some(url) = &self.logo_url {
+            let n = url.chars().count();
+            if n > MAX_LOGO_URL_CHARS {
+                return Err(ValueError::TooLong {
+                    field: "logo_url",
+                    max: MAX_LOGO_URL_CHARS,
+                    actual: n,
+                });
+            }
+            let lower = url.to_ascii_lowercase();
+            let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
+            let chars_ok = url
+                .chars()
+                .all(|ch| ch.is_ascii_graphic() && !matches!(ch, '"' | '\'' | '<' | '>' | '`' | '\\'));
+            if !scheme_ok || !chars_ok || url.len() <= "https://".len() {
+                return Err(ValueError::InvalidCharacters {
+                    field: "logo_url",
+                    allowed: "an http:// or https:// URL without spaces, quotes or angle brackets",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The name clients see: the app name, else the tenant's name.
+    #[must_use]
+    pub fn display_name<'a>(&'a self, tenant_name: &'a Name) -> &'a str {
+        self.app_name.as_ref().unwrap_or(tenant_name).as_str()
     }
 }
 

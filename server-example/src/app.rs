@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use portal_core::crypto::MasterKey;
 use portal_core::id::TenantId;
 use portal_core::service::Engine;
 use portal_core::storage::{Clock, Entropy, Storage};
@@ -88,36 +89,45 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Randomness for tokens.
     pub entropy: Arc<dyn Entropy>,
+    /// The master key (secrets at rest, verified-browser cookies).
+    pub master_key: Arc<MasterKey>,
     /// Settings.
     pub settings: ServerSettings,
 }
 
 impl AppState {
-    /// The state over `storage`, reading [`SystemClock`] and [`OsEntropy`], with no default tenant.
+    /// The state over `storage`, reading [`SystemClock`] and [`OsEntropy`], with no default tenant
+    /// and a master key drawn now (what it seals opens only in this process).
     #[must_use]
     pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let mut key = [0u8; 32];
+        OsEntropy.fill(&mut key);
+        let master_key = MasterKey::from_material(&key).expect("32 bytes are enough key material");
         Self::with_parts(
             storage,
             Arc::new(SystemClock),
             Arc::new(OsEntropy),
+            Arc::new(master_key),
             ServerSettings::default(),
         )
     }
 
-    /// The state over `storage` with the given clock, entropy and settings.
+    /// The state over `storage` with the given clock, entropy, master key and settings.
     #[must_use]
     pub fn with_parts(
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
+        master_key: Arc<MasterKey>,
         settings: ServerSettings,
     ) -> Self {
-        let engine = Engine::new(storage.clone(), clock.clone(), entropy.clone());
+        let engine = Engine::new(storage.clone(), clock.clone(), entropy.clone(), &master_key);
         Self {
             storage,
             engine,
             clock,
             entropy,
+            master_key,
             settings,
         }
     }

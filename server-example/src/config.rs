@@ -48,6 +48,22 @@ pub struct ServeArgs {
     /// absent.
     #[arg(long, env = "PORTAL_DEMO_PASSWORD", hide_env_values = true)]
     pub demo_password: Option<Secret>,
+    /// Where mail goes: `smtp://user:pass@host:587` (STARTTLS), `smtps://...:465` (implicit TLS),
+    /// `smtp://127.0.0.1:2525?tls=none` (loopback, no TLS), `postmark://<server-token>@api.postmarkapp.com`,
+    /// or `file:///var/spool/portal-mail` (one `.eml` per message). Without it the server queues
+    /// mail but delivers none; `--demo` then writes to `file://./portal-mail`.
+    #[arg(long = "mail-url", env = "PORTAL_MAIL_URL", hide_env_values = true)]
+    pub mail_url: Option<Secret>,
+    /// The sender address of tenants whose branding names none.
+    #[arg(
+        long = "mail-from",
+        env = "PORTAL_MAIL_FROM",
+        default_value = "portal@portal.invalid"
+    )]
+    pub mail_from: String,
+    /// Do not deliver mail from this process (another process runs the outbox worker).
+    #[arg(long = "no-mail-worker", env = "PORTAL_NO_MAIL_WORKER")]
+    pub no_mail_worker: bool,
 }
 
 /// `tenant ...`
@@ -391,7 +407,10 @@ mod tests {
             cli.command,
             Command::Serve(ServeArgs {
                 demo: false,
-                demo_password: None
+                demo_password: None,
+                mail_url: None,
+                mail_from: "portal@portal.invalid".to_owned(),
+                no_mail_worker: false,
             })
         );
         assert_eq!(cli.config.bind, "0.0.0.0:9000".parse().unwrap());

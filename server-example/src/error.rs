@@ -91,6 +91,13 @@ pub enum ApiError {
     /// answer for all, so a caller learns nothing about which.
     #[error("this link does not open a portal; ask your contact for a new one")]
     LinkNotFound,
+    /// A one-time code that opens nothing (400 `invalid_code`): wrong, expired, used, or its
+    /// challenge unknown. One answer for all.
+    #[error("the code is wrong or has expired; open your link again for a new code")]
+    InvalidCode,
+    /// Too many tries of one code (429 `code_attempts_exhausted`): a new code is needed.
+    #[error("too many tries of this code; open your link again for a new code")]
+    CodeAttemptsExhausted,
 }
 
 impl ApiError {
@@ -100,7 +107,7 @@ impl ApiError {
         match self {
             Self::Service(ServiceError::Command(e)) => command_status(e),
             Self::Service(ServiceError::Storage(e)) => storage_status(e),
-            Self::MalformedJson(_) | Self::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            Self::MalformedJson(_) | Self::UnreadableBody(_) | Self::InvalidCode => StatusCode::BAD_REQUEST,
             Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,7 +118,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::CsrfTokenInvalid => StatusCode::FORBIDDEN,
-            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts { .. } | Self::CodeAttemptsExhausted => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::InvalidIfMatch | Self::InvalidQuery(_) | Self::InvalidPath(_) | Self::InvalidCursor => {
                 StatusCode::BAD_REQUEST
@@ -148,6 +155,8 @@ impl ApiError {
             Self::InvalidPath(_) => "invalid_path",
             Self::InvalidCursor => "invalid_cursor",
             Self::LinkNotFound => "link_not_found",
+            Self::InvalidCode => "invalid_code",
+            Self::CodeAttemptsExhausted => "code_attempts_exhausted",
         }
     }
 

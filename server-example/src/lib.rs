@@ -25,6 +25,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod keys;
+pub mod mail;
 pub mod setup;
 pub mod storage;
 

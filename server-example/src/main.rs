@@ -8,10 +8,12 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::Parser as _;
 use portal_core::auth::Password;
+use portal_core::crypto::MasterKey;
 use portal_core::id::TenantId;
+use portal_core::storage::Entropy as _;
 use portal_server::app::{OsEntropy, ServerSettings, SystemClock};
 use portal_server::config::{Cli, Command, LogFormat, TenantCommand, UserCommand};
-use portal_server::{AppState, setup, storage};
+use portal_server::{AppState, keys, setup, storage};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -31,7 +33,28 @@ async fn main() -> anyhow::Result<()> {
         secure_cookies: public_url.starts_with("https://"),
         public_url: public_url.clone(),
     };
-    let mut state = AppState::with_parts(store, Arc::new(SystemClock), Arc::new(OsEntropy), settings);
+    let master_key = match (&config.master_key, &cli.command) {
+        (Some(key), _) => keys::parse_master_key(key)?,
+        (None, Command::Serve(args)) if args.demo => {
+            keys::demo_master_key(std::path::Path::new(keys::DEMO_KEY_FILE), &OsEntropy)?
+        }
+        (None, Command::Serve(_)) => anyhow::bail!(
+            "PORTAL_MASTER_KEY is required to serve (it seals the tokens of queued mail); generate one with `openssl rand -base64 32`"
+        ),
+        (None, _) => {
+            // The administrative subcommands queue no mail: a key of this run only will do.
+            let mut bytes = [0u8; 32];
+            OsEntropy.fill(&mut bytes);
+            MasterKey::from_material(&bytes)?
+        }
+    };
+    let mut state = AppState::with_parts(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(OsEntropy),
+        Arc::new(master_key),
+        settings,
+    );
 
     match cli.command {
         Command::Migrate => {
@@ -135,10 +158,25 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!();
             }
+            let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+            let worker = portal_server::mail::outbox_worker(&state, &args)?.map(|worker| {
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    worker
+                        .run(async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        })
+                        .await;
+                })
+            });
             tracing::info!(%addr, public_url = %public_url, "listening");
-            portal_server::serve(listener, state, shutdown_signal())
-                .await
-                .context("the server failed")?;
+            let served = portal_server::serve(listener, state, shutdown_signal()).await;
+            let _ = stop_worker.send(true);
+            if let Some(worker) = worker {
+                // A send in flight finishes or its lease runs out: nothing queued is lost.
+                let _ = worker.await;
+            }
+            served.context("the server failed")?;
             tracing::info!("stopped");
             Ok(())
         }

@@ -1,13 +1,14 @@
 //! [`AccessRepo`] on PostgreSQL: contact access links and contact sessions (migration
-//! `access_links`). Links and sessions are created and revoked by the commit path
+//! `access_links`), and one-time code challenges (migration `access_challenges`). Links,
+//! sessions and challenges are created, revoked and used by the commit path
 //! (`write/access.rs`); here are the reads, the rolling of a session (one `UPDATE ... RETURNING`)
 //! and signing out. Token hashes are 32-byte `BYTEA` (checked by the schema).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portal_core::access::{AccessLink, CONTACT_SESSION_IDLE, ContactSession};
+use portal_core::access::{AccessChallenge, AccessLink, CONTACT_SESSION_IDLE, ContactSession};
 use portal_core::auth::TokenHash;
-use portal_core::id::{AccessLinkId, ContactId, PortalId, TenantId};
+use portal_core::id::{AccessLinkId, ChallengeId, ContactId, PortalId, TenantId};
 use portal_core::storage::{AccessRepo, StorageError, StorageResult};
 use uuid::Uuid;
 
@@ -17,6 +18,11 @@ use crate::rows::corrupt;
 
 const FIND_LINK: &str = "SELECT tenant_id, id, portal_id, contact_id, token_hash, created_at, expires_at, revoked_at \
      FROM access_link WHERE tenant_id = $1 AND token_hash = $2";
+const GET_LINK: &str = "SELECT tenant_id, id, portal_id, contact_id, token_hash, created_at, expires_at, revoked_at \
+     FROM access_link WHERE tenant_id = $1 AND id = $2";
+const FIND_CHALLENGE: &str = "SELECT tenant_id, id, portal_id, contact_id, link_id, token_hash, code_hash, created_at, \
+         expires_at, used_at \
+     FROM access_challenge WHERE tenant_id = $1 AND token_hash = $2";
 const LIST_LINKS: &str = "SELECT tenant_id, id, portal_id, contact_id, token_hash, created_at, expires_at, revoked_at \
      FROM access_link WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at, id";
 
@@ -34,6 +40,38 @@ const LIST_SESSIONS: &str = "SELECT s.tenant_id, s.token_hash, s.portal_id, s.co
      ORDER BY s.created_at, s.token_hash";
 const DELETE_SESSION: &str = "DELETE FROM contact_session WHERE tenant_id = $1 AND token_hash = $2";
 const DELETE_SESSIONS_OF: &str = "DELETE FROM contact_session WHERE tenant_id = $1 AND contact_id = $2";
+
+#[derive(sqlx::FromRow)]
+struct ChallengeRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    link_id: Uuid,
+    token_hash: Vec<u8>,
+    code_hash: Vec<u8>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ChallengeRow> for AccessChallenge {
+    type Error = StorageError;
+    fn try_from(r: ChallengeRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: ChallengeId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            link_id: AccessLinkId::from_uuid(r.link_id),
+            token_hash: TokenHash::from_slice(&r.token_hash).map_err(|e| corrupt("access code token hash", e))?,
+            code_hash: TokenHash::from_slice(&r.code_hash).map_err(|e| corrupt("access code hash", e))?,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct LinkRow {
@@ -101,6 +139,30 @@ impl AccessRepo for PgStorage {
             .await
             .map_err(map_sqlx)?;
         row.map(AccessLink::try_from).transpose()
+    }
+
+    async fn get_access_link(&self, tenant: TenantId, id: AccessLinkId) -> StorageResult<Option<AccessLink>> {
+        let row: Option<LinkRow> = sqlx::query_as(GET_LINK)
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        row.map(AccessLink::try_from).transpose()
+    }
+
+    async fn find_access_challenge(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+    ) -> StorageResult<Option<AccessChallenge>> {
+        let row: Option<ChallengeRow> = sqlx::query_as(FIND_CHALLENGE)
+            .bind(tenant.as_uuid())
+            .bind(token.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        row.map(AccessChallenge::try_from).transpose()
     }
 
     async fn list_access_links(&self, tenant: TenantId, contact: ContactId) -> StorageResult<Vec<AccessLink>> {

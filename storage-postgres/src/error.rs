@@ -258,6 +258,12 @@ fn foreign_key_refusal(constraint: &str, tenant: TenantId, write: &Write, key: O
             | "contact_session_tenant_id_portal_id_fkey",
             Write::InsertContactSession(s),
         ) => not_found("access link", s.link_id),
+        (
+            "access_challenge_tenant_id_link_id_fkey"
+            | "access_challenge_tenant_id_contact_id_fkey"
+            | "access_challenge_tenant_id_portal_id_fkey",
+            Write::InsertAccessChallenge(c),
+        ) => not_found("access link", c.link_id),
         _ => return None,
     })
 }

@@ -50,8 +50,9 @@
 //! - a row pointing at a parent that does not exist (a dependency on no task, an unknown role,
 //!   a phase, contact or task of no portal, a row of a tenant never created) is refused as
 //!   `NotFound` or `UnknownDependency` by its foreign key, where the reference store keeps it;
-//! - an outbox message reusing a queued message's idempotency key is refused as
-//!   `AlreadyExists("message", key)`;
+//! - an outbox message of a portal or contact that does not exist is refused by its foreign key
+//!   ([`StorageError::Invariant`]);
+//! - a delivery error is stored cut to 1,000 characters, with NUL replaced (`text` cannot hold it);
 //! - a tenant host, password, session or sign-in counter of a tenant or staff user that does not
 //!   exist is refused by its foreign key: `add_tenant_host` answers `NotFound("tenant")`, the
 //!   other [`AuthRepo`](portal_core::storage::AuthRepo) writes fail with
@@ -68,6 +69,7 @@ mod access;
 mod auth;
 mod batch;
 mod error;
+mod outbox;
 mod portal;
 mod read;
 mod rows;

@@ -1,4 +1,4 @@
-//! Reads of tenants, staff, companies, templates, the activity log and the outbox.
+//! Reads of tenants, staff, companies, templates and the activity log.
 
 use std::collections::HashMap;
 
@@ -6,10 +6,9 @@ use async_trait::async_trait;
 use portal_core::activity::ActivityEvent;
 use portal_core::company::{Company, Site};
 use portal_core::id::{CompanyId, EventId, RoleId, SiteId, StaffUserId, TemplateId, TemplateTaskId, TenantId};
-use portal_core::outcome::OutboundMessage;
 use portal_core::storage::{
-    ActivityFilter, ActivityRepo, CompanyRepo, MAX_PAGE, OutboxRepo, PageRequest, StorageError, StorageResult,
-    TemplateRepo, TenantRepo,
+    ActivityFilter, ActivityRepo, CompanyRepo, MAX_PAGE, PageRequest, StorageError, StorageResult, TemplateRepo,
+    TenantRepo,
 };
 use portal_core::template::{Template, TemplatePhase, TemplateTask};
 use portal_core::tenant::{Role, StaffUser, Tenant};
@@ -21,7 +20,7 @@ use uuid::Uuid;
 use crate::PgStorage;
 use crate::error::map_sqlx;
 use crate::rows::{
-    CompanyRow, DependencyRow, EventRow, MessageRow, RoleRow, SiteRow, StaffUserRow, SurveyRow, TemplateChecklistRow,
+    CompanyRow, DependencyRow, EventRow, RoleRow, SiteRow, StaffUserRow, SurveyRow, TemplateChecklistRow,
     TemplatePhaseRow, TemplateRow, TemplateTaskRow, TenantRow, convert,
 };
 
@@ -32,7 +31,8 @@ pub(crate) fn sql_limit<C>(page: &PageRequest<C>) -> i64 {
 }
 
 const GET_TENANT: &str = "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, \
-            access_link_expiry_days, version, created_at \
+            access_link_expiry_days, version, created_at, app_name, logo_url, primary_colour, sender_name, \
+            sender_email, reply_to \
      FROM tenant WHERE tenant_id = $1";
 
 const GET_ROLE: &str = "SELECT r.tenant_id, r.id, r.name, r.version, \
@@ -362,22 +362,6 @@ impl ActivityRepo for PgStorage {
             .bind(filter.portal.map(|p| p.as_uuid()))
             .bind(filter.kinds.iter().map(|k| k.as_str()).bind_iter())
             .bind(sql_limit(&page))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        convert(rows)
-    }
-}
-
-const LIST_QUEUED_MESSAGES: &str = "SELECT tenant_id, id, kind, recipient, idempotency_key, payload, created_at \
-     FROM outbox_message WHERE tenant_id = $1 AND status = 'queued' ORDER BY created_at, id LIMIT $2";
-
-#[async_trait]
-impl OutboxRepo for PgStorage {
-    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>> {
-        let rows = sqlx::query_as::<_, MessageRow>(LIST_QUEUED_MESSAGES)
-            .bind(tenant.as_uuid())
-            .bind(sql_limit(&PageRequest::<()>::first(limit)))
             .fetch_all(&self.pool)
             .await
             .map_err(map_sqlx)?;

@@ -11,16 +11,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use portal_core::activity::{ActivityEvent, Actor, ActorKind};
 use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
+use portal_core::crypto::Sealed;
 use portal_core::id::{
-    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
-    SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
+    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
+    StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
 };
+use portal_core::mail::{MailKind, MessageSecret, MessageStatus, OutboxEntry};
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, Phase, Portal};
 use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
 use portal_core::task::{ChecklistItem, Comment, SurveyQuestion, Task};
 use portal_core::template::{TaskKey, Template, TemplatePhase, TemplateTask};
-use portal_core::tenant::{LinkSettings, Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
+use portal_core::tenant::{Branding, LinkSettings, Permission, Role, StaffUser, Tenant, TenantSettings, TimeZone};
 use portal_core::value::{CommentBody, DayOffset, Description, Email, ItemText, Name, Reason, Title};
 use uuid::Uuid;
 
@@ -110,11 +112,26 @@ pub(crate) struct TenantRow {
     access_link_expiry_days: i32,
     version: i64,
     created_at: DateTime<Utc>,
+    app_name: Option<String>,
+    logo_url: Option<String>,
+    primary_colour: String,
+    sender_name: Option<String>,
+    sender_email: Option<String>,
+    reply_to: Option<String>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
     type Error = StorageError;
     fn try_from(r: TenantRow) -> StorageResult<Self> {
+        let branding = Branding {
+            app_name: r.app_name.map(|n| name("tenant app name", &n)).transpose()?,
+            logo_url: r.logo_url,
+            primary_colour: r.primary_colour,
+            sender_name: r.sender_name.map(|n| name("tenant sender name", &n)).transpose()?,
+            sender_email: r.sender_email.map(|e| email("tenant sender email", &e)).transpose()?,
+            reply_to: r.reply_to.map(|e| email("tenant reply-to", &e)).transpose()?,
+        };
+        branding.check().map_err(|e| corrupt("tenant branding", e))?;
         Ok(Self {
             id: TenantId::from_uuid(r.tenant_id),
             name: name("tenant name", &r.name)?,
@@ -127,6 +144,7 @@ impl TryFrom<TenantRow> for Tenant {
                 access_link_expiry_days: u16::try_from(r.access_link_expiry_days)
                     .map_err(|e| corrupt("tenant access link expiry", e))?,
             },
+            branding,
             version: r.version,
             created_at: r.created_at,
         })
@@ -598,28 +616,94 @@ impl TryFrom<EventRow> for ActivityEvent {
     }
 }
 
+/// A queued message as a worker or support reads it: everything but its delivery state, and
+/// the attempt it is on.
 #[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
     tenant_id: Uuid,
     id: Uuid,
+    portal_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
     kind: String,
     recipient: String,
-    idempotency_key: String,
+    recipient_name: Option<String>,
     payload: serde_json::Value,
+    secret_key_id: Option<String>,
+    secret_nonce: Option<Vec<u8>>,
+    secret_ciphertext: Option<Vec<u8>>,
+    attempts: i32,
+    pub(crate) next_attempt_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
 }
 
-impl TryFrom<MessageRow> for OutboundMessage {
+impl MessageRow {
+    /// The message, and the number of delivery attempts so far (the claim's attempt, for a row a
+    /// claim returned).
+    pub(crate) fn into_message(self) -> StorageResult<(OutboundMessage, u32)> {
+        let secret = match (self.secret_key_id, self.secret_nonce, self.secret_ciphertext) {
+            (None, None, None) => None,
+            (Some(key_id), Some(nonce), Some(ciphertext)) => Some(MessageSecret::Sealed {
+                sealed: Sealed {
+                    key_id,
+                    nonce,
+                    ciphertext,
+                },
+            }),
+            _ => {
+                return Err(corrupt(
+                    "message secret",
+                    "key id, nonce and ciphertext are not all set or all empty",
+                ));
+            }
+        };
+        let message = OutboundMessage {
+            id: MessageId::from_uuid(self.id),
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            portal_id: self.portal_id.map(PortalId::from_uuid),
+            contact_id: self.contact_id.map(ContactId::from_uuid),
+            kind: parse::<MailKind>("message kind", &self.kind)?,
+            recipient: email("message recipient", &self.recipient)?,
+            recipient_name: self.recipient_name,
+            payload: self.payload,
+            secret,
+            created_at: self.created_at,
+        };
+        let attempt = u32::try_from(self.attempts).map_err(|e| corrupt("message attempts", e))?;
+        Ok((message, attempt))
+    }
+}
+
+/// A message's delivery state, as staff see it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxEntryRow {
+    id: Uuid,
+    portal_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
+    kind: String,
+    recipient: String,
+    status: String,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<OutboxEntryRow> for OutboxEntry {
     type Error = StorageError;
-    fn try_from(r: MessageRow) -> StorageResult<Self> {
+    fn try_from(r: OutboxEntryRow) -> StorageResult<Self> {
         Ok(Self {
-            id: portal_core::id::MessageId::from_uuid(r.id),
-            tenant_id: TenantId::from_uuid(r.tenant_id),
-            kind: r.kind,
+            id: MessageId::from_uuid(r.id),
+            portal_id: r.portal_id.map(PortalId::from_uuid),
+            contact_id: r.contact_id.map(ContactId::from_uuid),
+            kind: parse::<MailKind>("message kind", &r.kind)?,
             recipient: email("message recipient", &r.recipient)?,
-            idempotency_key: r.idempotency_key,
-            payload: r.payload,
+            status: parse::<MessageStatus>("message status", &r.status)?,
+            attempts: u32::try_from(r.attempts).map_err(|e| corrupt("message attempts", e))?,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
             created_at: r.created_at,
+            sent_at: r.sent_at,
         })
     }
 }

@@ -122,6 +122,7 @@ fn engine(storage: Arc<dyn Storage>) -> Engine {
         storage,
         Arc::new(StepClock(Mutex::new(start))),
         Arc::new(CounterEntropy(AtomicU64::new(1))),
+        &portal_core::crypto::MasterKey::from_material(&[7u8; 32]).expect("a master key"),
     )
 }
 
@@ -254,11 +255,11 @@ async fn story(e: &Engine) -> (TenantId, Vec<String>) {
             .await,
     ));
     log.push(answer(
-        e.update_tenant(&p, 1, name("MSP renamed"), TenantSettings::default(), None)
+        e.update_tenant(&p, 1, name("MSP renamed"), TenantSettings::default(), None, None)
             .await,
     ));
     log.push(answer(
-        e.update_tenant(&p, 1, name("MSP stale"), TenantSettings::default(), None)
+        e.update_tenant(&p, 1, name("MSP stale"), TenantSettings::default(), None, None)
             .await,
     ));
 
@@ -609,7 +610,12 @@ async fn snapshot(s: &dyn Storage, tenant: TenantId) -> Vec<(String, String)> {
     }
     put(
         "outbox",
-        format!("{:?}", s.list_queued_messages(tenant, 10).await.expect("read")),
+        format!(
+            "{:?}",
+            s.list_messages(tenant, None, PageRequest::first(100))
+                .await
+                .expect("read")
+        ),
     );
     out
 }
@@ -1017,5 +1023,99 @@ async fn auth_rows_of_missing_parents_are_refused() {
         pg.tenant_for_host("acme.example.com").await.expect("storage"),
         Some(tenant)
     );
+    db.finish().await;
+}
+
+/// A delivery error is kept to 1,000 characters without NUL, a message of a portal that does not
+/// exist is refused by its foreign key (the reference store keeps it) without breaking the next
+/// commit, and tampered rows read as corrupt.
+#[tokio::test]
+async fn outbox_rows_as_stored() {
+    use portal_core::id::MessageId;
+    use portal_core::mail::{MailKind, MessageStatus};
+    use portal_core::outcome::OutboundMessage;
+    use portal_core::storage::{OutboxRepo, OutcomeRepo, TenantRepo};
+
+    let Some(db) = scratch().await else { return };
+    let pg = &*db.storage;
+    let e = engine(db.storage.clone());
+    let (tenant, _) = story(&e).await;
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time");
+    let m = OutboundMessage {
+        id: MessageId::from_uuid(uuid::Uuid::from_u128(10)),
+        tenant_id: tenant,
+        portal_id: None,
+        contact_id: None,
+        kind: MailKind::PasswordReset,
+        recipient: email("pat@client.example.org"),
+        recipient_name: None,
+        payload: serde_json::json!({ "n": 1 }),
+        secret: None,
+        created_at: at,
+    };
+    let queue = |m: OutboundMessage| Outcome {
+        messages: vec![m],
+        ..Outcome::default()
+    };
+    let orphan = OutboundMessage {
+        id: MessageId::from_uuid(uuid::Uuid::from_u128(11)),
+        portal_id: Some(PortalId::from_uuid(uuid::Uuid::from_u128(99))),
+        ..m.clone()
+    };
+    let err = pg.commit_outcome(tenant, &queue(orphan)).await.expect_err("no portal");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    pg.commit_outcome(tenant, &queue(m.clone()))
+        .await
+        .expect("storage")
+        .expect("queued");
+
+    // The story may have queued messages of its own: claim them all.
+    let far = at + Duration::days(365);
+    let claimed = pg
+        .claim_messages(far, far + Duration::minutes(1), 500)
+        .await
+        .expect("storage");
+    let mine = claimed.iter().find(|c| c.message.id == m.id).expect("claimed");
+    let long = format!("a\0{}", "é".repeat(3_000));
+    assert!(
+        pg.mark_message_retry(tenant, m.id, mine.attempt, far, &long)
+            .await
+            .expect("storage")
+    );
+    let listed = pg
+        .list_messages(tenant, Some(MessageStatus::Queued), PageRequest::first(500))
+        .await
+        .expect("storage");
+    let entry = listed.iter().find(|x| x.id == m.id).expect("listed");
+    assert_eq!(
+        entry.last_error.as_deref(),
+        Some(format!("a\u{fffd}{}", "é".repeat(998)).as_str()),
+        "cut to 1,000 characters, NUL replaced"
+    );
+
+    for sql in [
+        "UPDATE outbox_message SET secret_key_id = 'k', secret_nonce = '\\x00'::bytea WHERE id = $1",
+        "UPDATE outbox_message SET kind = 'newsletter' WHERE id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(m.id.as_uuid())
+            .execute(pg.pool())
+            .await
+            .expect_err(sql);
+    }
+    sqlx::query("UPDATE outbox_message SET recipient = 'not an address' WHERE id = $1")
+        .bind(m.id.as_uuid())
+        .execute(pg.pool())
+        .await
+        .expect("tampered");
+    let err = pg.get_message(tenant, m.id).await.expect_err("corrupt");
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    sqlx::query("UPDATE tenant SET primary_colour = 'blue' WHERE tenant_id = $1")
+        .bind(tenant.as_uuid())
+        .execute(pg.pool())
+        .await
+        .expect("tampered");
+    let err = pg.get_tenant(tenant).await.expect_err("corrupt");
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
     db.finish().await;
 }

@@ -21,8 +21,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use portal_core::activity::ActivityEvent;
+use portal_core::crypto::Sealed;
 use portal_core::error::CommandError;
 use portal_core::id::TenantId;
+use portal_core::mail::MessageSecret;
 use portal_core::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use portal_core::storage::{OutcomeRepo, StorageError, StorageResult};
 use sqlx::PgConnection;
@@ -55,8 +57,8 @@ impl Cx<'_> {
 /// Applies `outcome` on `conn`, which must be inside a transaction the caller commits on
 /// `Ok(Ok(()))` and rolls back otherwise.
 ///
-/// A row of another tenant is refused before anything is written
-/// ([`StorageError::Invariant`]). Then the writes are applied in order, the events appended
+/// A row of another tenant, and a message carrying its secret in clear, are refused before
+/// anything is written ([`StorageError::Invariant`]). Then the writes are applied in order, the events appended
 /// and the messages queued (status `queued`, no attempt yet, due at once), and last the access
 /// effects applied (archiving revokes every link and session of the portal).
 pub(crate) async fn apply_outcome(
@@ -67,6 +69,16 @@ pub(crate) async fn apply_outcome(
     if let Some(bad) = outcome.tenants().find(|t| *t != tenant) {
         return Err(StorageError::Invariant(format!(
             "a write for tenant {bad} in a commit for tenant {tenant}"
+        )));
+    }
+    if let Some(m) = outcome
+        .messages
+        .iter()
+        .find(|m| matches!(m.secret, Some(MessageSecret::Clear { .. })))
+    {
+        return Err(StorageError::Invariant(format!(
+            "message {} carries its secret in clear; the engine seals secrets before they are stored",
+            m.id
         )));
     }
     let applied = async {
@@ -159,7 +171,7 @@ pub(super) async fn cas(
     ))))
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 type PgScalar<'q, T> = sqlx::query::QueryScalar<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>;
 
 /// Runs one statement of the current write, giving the rows it touched.
@@ -234,6 +246,8 @@ async fn apply_write(conn: &mut PgConnection, cx: Cx<'_>) -> Step {
                 .map_err(|e| cx.err(e))
         }
         Write::InsertContactSession(s) => access::insert_session(conn, cx, s).await,
+        Write::InsertAccessChallenge(c) => access::insert_challenge(conn, cx, c).await,
+        Write::UseAccessChallenge { id, at } => access::use_challenge(conn, cx, *id, *at).await,
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             portal::erase_events_of_portal(conn, cx, *portal_id, *erased_by).await
         }
@@ -284,16 +298,28 @@ async fn insert_events(conn: &mut PgConnection, tenant: TenantId, events: &[Acti
     }
 }
 
-const INSERT_MESSAGES: &str = "INSERT INTO outbox_message (tenant_id, id, kind, recipient, idempotency_key, payload, \
-         status, attempts, next_attempt_at, created_at) \
-     SELECT $1, u.id, u.kind, u.recipient, u.idempotency_key, u.payload, 'queued', 0, u.created_at, u.created_at \
-     FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]) \
-          AS u(id, kind, recipient, idempotency_key, payload, created_at) \
+const INSERT_MESSAGES: &str = "INSERT INTO outbox_message (tenant_id, id, portal_id, contact_id, kind, recipient, \
+         recipient_name, payload, secret_key_id, secret_nonce, secret_ciphertext, status, attempts, next_attempt_at, \
+         created_at) \
+     SELECT $1, u.id, u.portal_id, u.contact_id, u.kind, u.recipient, u.recipient_name, u.payload, u.key_id, u.nonce, \
+            u.ciphertext, 'queued', 0, u.created_at, u.created_at \
+     FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::text[], \
+                 $10::bytea[], $11::bytea[], $12::timestamptz[]) \
+          AS u(id, portal_id, contact_id, kind, recipient, recipient_name, payload, key_id, nonce, ciphertext, \
+               created_at) \
      ON CONFLICT DO NOTHING RETURNING id";
-const MESSAGE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM outbox_message WHERE tenant_id = $1 AND id = $2)";
 
-/// Queues messages; an id already used is `AlreadyExists("message", id)`, an idempotency key
-/// already queued `AlreadyExists("message", key)`.
+/// The sealed secret of a message (a clear one was refused before anything was written).
+fn sealed(m: &OutboundMessage) -> Option<&Sealed> {
+    match &m.secret {
+        Some(MessageSecret::Sealed { sealed }) => Some(sealed),
+        Some(MessageSecret::Clear { .. }) | None => None,
+    }
+}
+
+/// Queues messages (`queued`, no attempt yet, due when created); an id already used is
+/// `AlreadyExists("message", id)`. A message of a portal or contact that does not exist is
+/// refused by its foreign key ([`StorageError::Invariant`]).
 async fn insert_messages(conn: &mut PgConnection, tenant: TenantId, messages: &[OutboundMessage]) -> Step {
     if messages.is_empty() {
         return Ok(());
@@ -301,10 +327,30 @@ async fn insert_messages(conn: &mut PgConnection, tenant: TenantId, messages: &[
     let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_MESSAGES)
         .bind(tenant.as_uuid())
         .bind(messages.iter().map(|m| m.id.as_uuid()).bind_iter())
+        .bind(messages.iter().map(|m| m.portal_id.map(|p| p.as_uuid())).bind_iter())
+        .bind(messages.iter().map(|m| m.contact_id.map(|c| c.as_uuid())).bind_iter())
         .bind(messages.iter().map(|m| m.kind.as_str()).bind_iter())
         .bind(messages.iter().map(|m| m.recipient.as_str()).bind_iter())
-        .bind(messages.iter().map(|m| m.idempotency_key.as_str()).bind_iter())
+        .bind(messages.iter().map(|m| m.recipient_name.as_deref()).bind_iter())
         .bind(messages.iter().map(|m| &m.payload).bind_iter())
+        .bind(
+            messages
+                .iter()
+                .map(|m| sealed(m).map(|s| s.key_id.as_str()))
+                .bind_iter(),
+        )
+        .bind(
+            messages
+                .iter()
+                .map(|m| sealed(m).map(|s| s.nonce.as_slice()))
+                .bind_iter(),
+        )
+        .bind(
+            messages
+                .iter()
+                .map(|m| sealed(m).map(|s| s.ciphertext.as_slice()))
+                .bind_iter(),
+        )
         .bind(messages.iter().map(|m| m.created_at).bind_iter())
         .fetch_all(&mut *conn)
         .await
@@ -314,26 +360,14 @@ async fn insert_messages(conn: &mut PgConnection, tenant: TenantId, messages: &[
     }
     let inserted: HashSet<Uuid> = inserted.into_iter().collect();
     let mut seen = HashSet::new();
-    for m in messages {
-        let id = m.id.as_uuid();
-        if !seen.insert(id) {
-            return Err(already("message", &id));
-        }
-        if !inserted.contains(&id) {
-            let id_taken: bool = sqlx::query_scalar(MESSAGE_EXISTS)
-                .bind(tenant.as_uuid())
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| append_violation(e, tenant, "outbox message"))?;
-            return Err(if id_taken {
-                already("message", &id)
-            } else {
-                already("message", &m.idempotency_key)
-            });
-        }
+    match messages
+        .iter()
+        .map(|m| m.id.as_uuid())
+        .find(|id| !seen.insert(*id) || !inserted.contains(id))
+    {
+        Some(id) => Err(already("message", &id)),
+        None => Err(Fail::Store(StorageError::Invariant(
+            "a message insert skipped a row but no clash explains it".to_owned(),
+        ))),
     }
-    Err(Fail::Store(StorageError::Invariant(
-        "a message insert skipped a row but no clash explains it".to_owned(),
-    )))
 }

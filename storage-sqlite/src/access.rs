@@ -1,13 +1,14 @@
 //! [`AccessRepo`] on SQLite: contact access links and contact sessions (migration
-//! `access_links`). Links and sessions are created and revoked by the commit path
+//! `access_links`), and one-time code challenges (migration `access_challenges`). Links, sessions
+//! and challenges are created, revoked and used by the commit path
 //! (`write.rs`); here are the reads, the rolling of a session and signing out. Token hashes are
 //! 32-byte BLOBs (checked by the schema). Times are compared in Rust, as the core does.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portal_core::access::{AccessLink, ContactSession};
+use portal_core::access::{AccessChallenge, AccessLink, ContactSession};
 use portal_core::auth::TokenHash;
-use portal_core::id::{AccessLinkId, ContactId, PortalId, TenantId};
+use portal_core::id::{AccessLinkId, ChallengeId, ContactId, PortalId, TenantId};
 use portal_core::storage::{AccessRepo, StorageError, StorageResult};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -49,6 +50,38 @@ impl TryFrom<LinkRow> for AccessLink {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct ChallengeRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    link_id: Uuid,
+    token_hash: Vec<u8>,
+    code_hash: Vec<u8>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ChallengeRow> for AccessChallenge {
+    type Error = StorageError;
+    fn try_from(r: ChallengeRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: ChallengeId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            link_id: AccessLinkId::from_uuid(r.link_id),
+            token_hash: parse("access_challenge.token_hash", TokenHash::from_slice(&r.token_hash))?,
+            code_hash: parse("access_challenge.code_hash", TokenHash::from_slice(&r.code_hash))?,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
         })
     }
 }
@@ -107,6 +140,33 @@ impl AccessRepo for SqliteStorage {
             .await
             .map_err(map_sqlx)?;
         row.map(AccessLink::try_from).transpose()
+    }
+
+    async fn get_access_link(&self, tenant: TenantId, id: AccessLinkId) -> StorageResult<Option<AccessLink>> {
+        let row: Option<LinkRow> = sqlx::query_as(link_select!("tenant_id = $1 AND id = $2"))
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        row.map(AccessLink::try_from).transpose()
+    }
+
+    async fn find_access_challenge(
+        &self,
+        tenant: TenantId,
+        token: &TokenHash,
+    ) -> StorageResult<Option<AccessChallenge>> {
+        let row: Option<ChallengeRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, contact_id, link_id, token_hash, code_hash, created_at, expires_at, \
+             used_at FROM access_challenge WHERE tenant_id = $1 AND token_hash = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(token.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(AccessChallenge::try_from).transpose()
     }
 
     async fn list_access_links(&self, tenant: TenantId, contact: ContactId) -> StorageResult<Vec<AccessLink>> {

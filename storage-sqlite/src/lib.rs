@@ -63,12 +63,24 @@
 //!
 //! Ids are 16-byte BLOBs (sqlx's encoding of `Uuid`, which sorts like `Uuid`), times are
 //! RFC 3339 TEXT in UTC (sqlx's chrono encoding, which sorts in time order), dates are
-//! `YYYY-MM-DD` TEXT, booleans INTEGER 0/1 and JSON is TEXT. The migrations in `migrations/`
-//! have the same names and the same tables and columns as the PostgreSQL backend's.
+//! `YYYY-MM-DD` TEXT, booleans INTEGER 0/1, JSON is TEXT and bytes (a sealed secret's nonce and
+//! ciphertext) are BLOBs. The migrations in `migrations/` have the same names and the same
+//! tables and columns as the PostgreSQL backend's.
+//!
+//! ## The outbox
+//!
+//! Messages are written by the commit path, in the outcome's transaction; one whose secret is
+//! in clear is refused before the write lock is taken. A claim is one `UPDATE ... RETURNING` in
+//! a `BEGIN IMMEDIATE` transaction, so two claims never take the same row, and the `mark_*`
+//! calls are single fenced `UPDATE`s (see the `outbox` module). Where it differs from the
+//! reference store: a delivery error is stored cut to 1,000 characters, and a message of a
+//! portal or contact that does not exist is refused by its foreign key
+//! ([`StorageError::Invariant`]).
 
 mod access;
 mod auth;
 mod error;
+mod outbox;
 mod read;
 mod rows;
 #[cfg(test)]
@@ -84,12 +96,11 @@ use portal_core::activity::ActivityEvent;
 use portal_core::company::{Company, Site};
 use portal_core::error::CommandError;
 use portal_core::id::{CompanyId, EventId, PortalId, RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId};
-use portal_core::outcome::{OutboundMessage, Outcome};
+use portal_core::outcome::Outcome;
 use portal_core::portal::{Portal, PortalState};
 use portal_core::storage::{
-    ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, CompanyRepo, MAX_PAGE, OutboxRepo, OutcomeRepo,
-    PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo,
-    TenantRepo,
+    ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, CompanyRepo, OutcomeRepo, PageRequest,
+    PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo, TenantRepo,
 };
 use portal_core::task::Comment;
 use portal_core::template::Template;
@@ -101,9 +112,9 @@ use uuid::Uuid;
 
 use crate::error::{map_migrate, map_sqlx};
 use crate::rows::{
-    AssignedTaskRow, CommentRow, CompanyRow, EventRow, MessageRow, PortalRow, RolePermissionRow, RoleRow, SiteRow,
-    StaffUserRow, TaskCountsRow, TemplateRow, TenantRow, comment_columns, company_columns, event_columns,
-    message_columns, portal_columns, role_columns, site_columns, staff_user_columns, template_columns, tenant_columns,
+    AssignedTaskRow, CommentRow, CompanyRow, EventRow, PortalRow, RolePermissionRow, RoleRow, SiteRow, StaffUserRow,
+    TaskCountsRow, TemplateRow, TenantRow, comment_columns, company_columns, event_columns, portal_columns,
+    role_columns, site_columns, staff_user_columns, template_columns, tenant_columns,
 };
 
 /// The embedded migrations, run by [`SqliteStorage::connect`]. Public so tests can migrate a
@@ -681,28 +692,10 @@ impl ActivityRepo for SqliteStorage {
 }
 
 #[async_trait]
-impl OutboxRepo for SqliteStorage {
-    async fn list_queued_messages(&self, tenant: TenantId, limit: usize) -> StorageResult<Vec<OutboundMessage>> {
-        let limit = i64::try_from(limit.clamp(1, MAX_PAGE)).unwrap_or(i64::MAX);
-        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM outbox_message WHERE tenant_id = $1 AND status = 'queued' ORDER BY created_at, id LIMIT $2"
-        ))
-        .bind(tenant.as_uuid())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx)?;
-        rows.into_iter().map(OutboundMessage::try_from).collect()
-    }
-}
-
-#[async_trait]
 impl OutcomeRepo for SqliteStorage {
     async fn commit_outcome(&self, tenant: TenantId, outcome: &Outcome) -> StorageResult<Result<(), CommandError>> {
         // Refused before the write lock is taken.
-        write::check_tenants(tenant, outcome)?;
+        write::check_outcome(tenant, outcome)?;
         if outcome.is_empty() {
             return Ok(Ok(()));
         }

@@ -11,11 +11,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use portal_core::activity::{ActivityEvent, Actor, ActorKind, EventKind};
 use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
+use portal_core::crypto::Sealed;
 use portal_core::id::{
-    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, PhaseId, PortalId, RoleId, SiteId, StaffUserId,
-    SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
+    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
+    StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
 };
 use portal_core::lifecycle::PortalStatus;
+use portal_core::mail::{MailKind, MessageSecret, MessageStatus, OutboxEntry};
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, ContactRole, Phase, Portal};
 use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
@@ -23,7 +25,7 @@ use portal_core::task::{
     ChecklistItem, Comment, EvidenceType, SurveyKind, SurveyQuestion, Task, TaskOwner, TaskStatus,
 };
 use portal_core::template::{TaskKey, TemplateTask};
-use portal_core::tenant::{LinkSettings, Permission, StaffUser, Tenant, TenantSettings, TimeZone};
+use portal_core::tenant::{Branding, LinkSettings, Permission, StaffUser, Tenant, TenantSettings, TimeZone};
 use portal_core::value::{CommentBody, DayOffset, Description, Email, ItemText, Name, Priority, Reason, Title};
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -33,7 +35,7 @@ use crate::error::{corrupt, parse};
 macro_rules! tenant_columns {
     () => {
         "tenant_id, name, time_zone, billable_default, forwarded_link_protection, access_link_expiry_days, version, \
-         created_at"
+         created_at, app_name, logo_url, primary_colour, sender_name, sender_email, reply_to"
     };
 }
 macro_rules! role_columns {
@@ -96,7 +98,13 @@ macro_rules! event_columns {
 }
 macro_rules! message_columns {
     () => {
-        "tenant_id, id, kind, recipient, idempotency_key, payload, created_at"
+        "tenant_id, id, portal_id, contact_id, kind, recipient, recipient_name, payload, secret_key_id, secret_nonce, \
+         secret_ciphertext, attempts, next_attempt_at, created_at"
+    };
+}
+macro_rules! outbox_entry_columns {
+    () => {
+        "id, portal_id, contact_id, kind, recipient, status, attempts, next_attempt_at, last_error, created_at, sent_at"
     };
 }
 macro_rules! session_columns {
@@ -105,8 +113,9 @@ macro_rules! session_columns {
     };
 }
 pub(crate) use {
-    comment_columns, company_columns, contact_columns, event_columns, message_columns, phase_columns, portal_columns,
-    role_columns, session_columns, site_columns, staff_user_columns, task_columns, template_columns, tenant_columns,
+    comment_columns, company_columns, contact_columns, event_columns, message_columns, outbox_entry_columns,
+    phase_columns, portal_columns, role_columns, session_columns, site_columns, staff_user_columns, task_columns,
+    template_columns, tenant_columns,
 };
 
 /// A stored position or count back into an `i32`.
@@ -160,11 +169,38 @@ pub(crate) struct TenantRow {
     access_link_expiry_days: i64,
     version: i64,
     created_at: DateTime<Utc>,
+    app_name: Option<String>,
+    logo_url: Option<String>,
+    primary_colour: String,
+    sender_name: Option<String>,
+    sender_email: Option<String>,
+    reply_to: Option<String>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
     type Error = StorageError;
     fn try_from(r: TenantRow) -> StorageResult<Self> {
+        let branding = Branding {
+            app_name: r
+                .app_name
+                .map(|n| parse("tenant.app_name", Name::parse(&n)))
+                .transpose()?,
+            logo_url: r.logo_url,
+            primary_colour: r.primary_colour,
+            sender_name: r
+                .sender_name
+                .map(|n| parse("tenant.sender_name", Name::parse(&n)))
+                .transpose()?,
+            sender_email: r
+                .sender_email
+                .map(|e| parse("tenant.sender_email", Email::parse(&e)))
+                .transpose()?,
+            reply_to: r
+                .reply_to
+                .map(|e| parse("tenant.reply_to", Email::parse(&e)))
+                .transpose()?,
+        };
+        parse("tenant branding", branding.check())?;
         Ok(Self {
             id: TenantId::from_uuid(r.tenant_id),
             name: parse("tenant.name", Name::parse(&r.name))?,
@@ -179,6 +215,7 @@ impl TryFrom<TenantRow> for Tenant {
                     u16::try_from(r.access_link_expiry_days),
                 )?,
             },
+            branding,
             version: r.version,
             created_at: r.created_at,
         })
@@ -646,28 +683,93 @@ impl TryFrom<EventRow> for ActivityEvent {
     }
 }
 
+/// A queued message as a worker or support reads it: everything but its delivery state, and
+/// the attempt it is on.
 #[derive(FromRow)]
 pub(crate) struct MessageRow {
     tenant_id: Uuid,
     id: Uuid,
+    portal_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
     kind: String,
     recipient: String,
-    idempotency_key: String,
+    recipient_name: Option<String>,
     payload: String,
+    secret_key_id: Option<String>,
+    secret_nonce: Option<Vec<u8>>,
+    secret_ciphertext: Option<Vec<u8>>,
+    attempts: i64,
+    pub(crate) next_attempt_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
 }
 
-impl TryFrom<MessageRow> for OutboundMessage {
+impl MessageRow {
+    /// The message, and the number of delivery attempts so far (the claim's attempt, for a row a
+    /// claim returned).
+    pub(crate) fn into_message(self) -> StorageResult<(OutboundMessage, u32)> {
+        let secret = match (self.secret_key_id, self.secret_nonce, self.secret_ciphertext) {
+            (None, None, None) => None,
+            (Some(key_id), Some(nonce), Some(ciphertext)) => Some(MessageSecret::Sealed {
+                sealed: Sealed {
+                    key_id,
+                    nonce,
+                    ciphertext,
+                },
+            }),
+            _ => {
+                return Err(corrupt(
+                    "outbox_message.secret",
+                    "key id, nonce and ciphertext are not all set or all empty",
+                ));
+            }
+        };
+        let message = OutboundMessage {
+            id: MessageId::from_uuid(self.id),
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            portal_id: self.portal_id.map(PortalId::from_uuid),
+            contact_id: self.contact_id.map(ContactId::from_uuid),
+            kind: parse("outbox_message.kind", self.kind.parse::<MailKind>())?,
+            recipient: parse("outbox_message.recipient", Email::parse(&self.recipient))?,
+            recipient_name: self.recipient_name,
+            payload: json("outbox_message.payload", &self.payload)?,
+            secret,
+            created_at: self.created_at,
+        };
+        Ok((message, parse("outbox_message.attempts", u32::try_from(self.attempts))?))
+    }
+}
+
+/// A message's delivery state, as staff see it.
+#[derive(FromRow)]
+pub(crate) struct OutboxEntryRow {
+    id: Uuid,
+    portal_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
+    kind: String,
+    recipient: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<OutboxEntryRow> for OutboxEntry {
     type Error = StorageError;
-    fn try_from(r: MessageRow) -> StorageResult<Self> {
+    fn try_from(r: OutboxEntryRow) -> StorageResult<Self> {
         Ok(Self {
-            id: portal_core::id::MessageId::from_uuid(r.id),
-            tenant_id: TenantId::from_uuid(r.tenant_id),
-            kind: r.kind,
+            id: MessageId::from_uuid(r.id),
+            portal_id: r.portal_id.map(PortalId::from_uuid),
+            contact_id: r.contact_id.map(ContactId::from_uuid),
+            kind: parse("outbox_message.kind", r.kind.parse::<MailKind>())?,
             recipient: parse("outbox_message.recipient", Email::parse(&r.recipient))?,
-            idempotency_key: r.idempotency_key,
-            payload: json("outbox_message.payload", &r.payload)?,
+            status: parse("outbox_message.status", r.status.parse::<MessageStatus>())?,
+            attempts: parse("outbox_message.attempts", u32::try_from(r.attempts))?,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
             created_at: r.created_at,
+            sent_at: r.sent_at,
         })
     }
 }

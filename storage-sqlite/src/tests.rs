@@ -28,6 +28,7 @@ fn tenant(n: u128) -> Tenant {
         name: name("Acme"),
         settings: TenantSettings::default(),
         link_settings: portal_core::tenant::LinkSettings::default(),
+        branding: portal_core::tenant::Branding::default(),
         version: 1,
         created_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time"),
     }
@@ -199,4 +200,105 @@ async fn auth_rows_of_missing_parents_are_refused() {
             .await
             .expect("a time");
     assert!(stamped.timestamp() > 0, "{stamped}");
+}
+
+/// A message whose sealed secret is tampered with reads as corrupt, a delivery error is kept to
+/// 1,000 characters, and a message of a portal that does not exist is refused by its foreign key
+/// (the reference store keeps it) without breaking the next commit.
+#[tokio::test]
+async fn outbox_rows_as_stored() {
+    use portal_core::id::{MessageId, PortalId};
+    use portal_core::mail::{MailKind, MessageStatus};
+    use portal_core::outcome::OutboundMessage;
+    use portal_core::storage::{OutboxRepo, PageRequest};
+
+    let (storage, _dir) = store().await;
+    let t = tenant(1);
+    storage
+        .commit_outcome(t.id, &writes(vec![Write::InsertTenant(t.clone())]))
+        .await
+        .expect("storage")
+        .expect("ok");
+    let at = t.created_at;
+    let m = OutboundMessage {
+        id: MessageId::from_uuid(Uuid::from_u128(10)),
+        tenant_id: t.id,
+        portal_id: None,
+        contact_id: None,
+        kind: MailKind::PasswordReset,
+        recipient: Email::parse("pat@client.example.org").expect("email"),
+        recipient_name: None,
+        payload: serde_json::json!({ "n": 1 }),
+        secret: None,
+        created_at: at,
+    };
+    let queue = |m: OutboundMessage| Outcome {
+        messages: vec![m],
+        ..Outcome::default()
+    };
+    let orphan = OutboundMessage {
+        id: MessageId::from_uuid(Uuid::from_u128(11)),
+        portal_id: Some(PortalId::from_uuid(Uuid::from_u128(99))),
+        ..m.clone()
+    };
+    let err = storage
+        .commit_outcome(t.id, &queue(orphan))
+        .await
+        .expect_err("no portal");
+    assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
+    storage
+        .commit_outcome(t.id, &queue(m.clone()))
+        .await
+        .expect("storage")
+        .expect("queued");
+
+    let claimed = storage
+        .claim_messages(at, at + chrono::Duration::minutes(1), 10)
+        .await
+        .expect("storage");
+    assert_eq!(claimed.len(), 1);
+    let long = "é".repeat(3_000);
+    assert!(
+        storage
+            .mark_message_retry(t.id, m.id, 1, at, &long)
+            .await
+            .expect("storage")
+    );
+    let listed = storage
+        .list_messages(t.id, Some(MessageStatus::Queued), PageRequest::first(10))
+        .await
+        .expect("storage");
+    assert_eq!(
+        listed[0].last_error.as_deref(),
+        Some("é".repeat(1_000).as_str()),
+        "cut to 1,000 characters"
+    );
+
+    sqlx::query(
+        "UPDATE outbox_message SET secret_key_id = 'k', secret_nonce = zeroblob(24), secret_ciphertext = NULL \
+         WHERE id = $1",
+    )
+    .bind(m.id.as_uuid())
+    .execute(storage.pool())
+    .await
+    .expect_err("the schema keeps the secret's columns together");
+    sqlx::query("UPDATE outbox_message SET kind = 'newsletter' WHERE id = $1")
+        .bind(m.id.as_uuid())
+        .execute(storage.pool())
+        .await
+        .expect_err("the schema knows the kinds");
+    sqlx::query("UPDATE outbox_message SET recipient = 'not an address' WHERE id = $1")
+        .bind(m.id.as_uuid())
+        .execute(storage.pool())
+        .await
+        .expect("tampered");
+    let err = storage.get_message(t.id, m.id).await.expect_err("corrupt");
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    sqlx::query("UPDATE tenant SET primary_colour = 'blue' WHERE tenant_id = $1")
+        .bind(t.id.as_uuid())
+        .execute(storage.pool())
+        .await
+        .expect("tampered");
+    let err = storage.get_tenant(t.id).await.expect_err("corrupt");
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
 }

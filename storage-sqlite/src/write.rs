@@ -16,11 +16,13 @@ use std::collections::HashSet;
 use portal_core::activity::ActivityEvent;
 use portal_core::error::CommandError;
 use portal_core::id::TenantId;
+use portal_core::mail::MessageSecret;
 use portal_core::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use portal_core::portal::{Contact, PortalState};
 use portal_core::storage::{StorageError, StorageResult};
 use portal_core::task::Task;
 use portal_core::template::Template;
+use portal_core::value::{Email, Name};
 use sqlx::query_builder::Separated;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -79,7 +81,7 @@ pub(crate) async fn apply_outcome(
     tenant: TenantId,
     outcome: &Outcome,
 ) -> StorageResult<Result<(), CommandError>> {
-    check_tenants(tenant, outcome)?;
+    check_outcome(tenant, outcome)?;
     let steps = outcome
         .writes
         .iter()
@@ -104,14 +106,25 @@ pub(crate) async fn apply_outcome(
     Ok(Ok(()))
 }
 
-/// Refuses an outcome that carries a row of another tenant than the commit's.
-pub(crate) fn check_tenants(tenant: TenantId, outcome: &Outcome) -> StorageResult<()> {
-    match outcome.tenants().find(|t| *t != tenant) {
-        Some(bad) => Err(StorageError::Invariant(format!(
+/// Refuses an outcome that carries a row of another tenant than the commit's, or a message
+/// whose secret is in clear (the engine seals secrets before they reach storage, MAIL-3).
+pub(crate) fn check_outcome(tenant: TenantId, outcome: &Outcome) -> StorageResult<()> {
+    if let Some(bad) = outcome.tenants().find(|t| *t != tenant) {
+        return Err(StorageError::Invariant(format!(
             "a write for tenant {bad} in a commit for tenant {tenant}"
-        ))),
-        None => Ok(()),
+        )));
     }
+    if let Some(m) = outcome
+        .messages
+        .iter()
+        .find(|m| matches!(m.secret, Some(MessageSecret::Clear { .. })))
+    {
+        return Err(StorageError::Invariant(format!(
+            "message {} carries its secret in clear; the engine seals secrets before they are stored",
+            m.id
+        )));
+    }
+    Ok(())
 }
 
 async fn run(conn: &mut SqliteConnection, sql: &'static str) -> StorageResult<()> {
@@ -495,6 +508,8 @@ async fn insert_events(conn: &mut SqliteConnection, tenant: TenantId, events: &[
     Ok(())
 }
 
+/// Queues messages: `queued`, no attempt yet, due when created. Their secrets are sealed
+/// ([`check_outcome`] refused a clear one before the transaction began).
 async fn insert_messages(
     conn: &mut SqliteConnection,
     tenant: TenantId,
@@ -502,17 +517,26 @@ async fn insert_messages(
 ) -> Result<(), Fail> {
     insert_rows(
         conn,
-        "INSERT INTO outbox_message (tenant_id, id, kind, recipient, idempotency_key, payload, status, attempts, \
-         next_attempt_at, created_at) ",
-        10,
+        "INSERT INTO outbox_message (tenant_id, id, portal_id, contact_id, kind, recipient, recipient_name, payload, \
+         secret_key_id, secret_nonce, secret_ciphertext, status, attempts, next_attempt_at, created_at) ",
+        15,
         messages,
         |sep, m| {
+            let sealed = match &m.secret {
+                Some(MessageSecret::Sealed { sealed }) => Some(sealed),
+                Some(MessageSecret::Clear { .. }) | None => None,
+            };
             sep.push_bind(tenant.as_uuid())
                 .push_bind(m.id.as_uuid())
+                .push_bind(m.portal_id.map(|p| p.as_uuid()))
+                .push_bind(m.contact_id.map(|c| c.as_uuid()))
                 .push_bind(m.kind.as_str())
                 .push_bind(m.recipient.as_str())
-                .push_bind(m.idempotency_key.as_str())
+                .push_bind(m.recipient_name.as_deref())
                 .push_bind(json_text(&m.payload))
+                .push_bind(sealed.map(|s| s.key_id.as_str()))
+                .push_bind(sealed.map(|s| s.nonce.as_slice()))
+                .push_bind(sealed.map(|s| s.ciphertext.as_slice()))
                 .push_bind("queued")
                 .push_bind(0_i64)
                 .push_bind(m.created_at)
@@ -636,7 +660,8 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         Write::InsertTenant(t) => {
             sqlx::query(
                 "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, \
-                 created_at, access_link_expiry_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 created_at, access_link_expiry_days, app_name, logo_url, primary_colour, sender_name, sender_email, \
+                 reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(t.id.as_uuid())
             .bind(t.name.as_str())
@@ -646,6 +671,12 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.version)
             .bind(t.created_at)
             .bind(i64::from(t.link_settings.access_link_expiry_days))
+            .bind(t.branding.app_name.as_ref().map(Name::as_str))
+            .bind(t.branding.logo_url.as_deref())
+            .bind(t.branding.primary_colour.as_str())
+            .bind(t.branding.sender_name.as_ref().map(Name::as_str))
+            .bind(t.branding.sender_email.as_ref().map(Email::as_str))
+            .bind(t.branding.reply_to.as_ref().map(Email::as_str))
             .execute(&mut *conn)
             .await?;
         }
@@ -655,7 +686,9 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         } => {
             let changed = sqlx::query(
                 "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, forwarded_link_protection = $6, \
-                 version = $7, created_at = $8, access_link_expiry_days = $9 WHERE tenant_id = $1 AND version = $2",
+                 version = $7, created_at = $8, access_link_expiry_days = $9, app_name = $10, logo_url = $11, \
+                 primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15 \
+                 WHERE tenant_id = $1 AND version = $2",
             )
             .bind(t.id.as_uuid())
             .bind(expected_version)
@@ -666,6 +699,12 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.version)
             .bind(t.created_at)
             .bind(i64::from(t.link_settings.access_link_expiry_days))
+            .bind(t.branding.app_name.as_ref().map(Name::as_str))
+            .bind(t.branding.logo_url.as_deref())
+            .bind(t.branding.primary_colour.as_str())
+            .bind(t.branding.sender_name.as_ref().map(Name::as_str))
+            .bind(t.branding.sender_email.as_ref().map(Email::as_str))
+            .bind(t.branding.reply_to.as_ref().map(Email::as_str))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -1139,6 +1178,49 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .execute(&mut *conn)
             .await?;
         }
+        Write::InsertAccessChallenge(c) => {
+            sqlx::query(
+                "INSERT INTO access_challenge (tenant_id, id, portal_id, contact_id, link_id, token_hash, code_hash, \
+                 created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(tid)
+            .bind(c.id.as_uuid())
+            .bind(c.portal_id.as_uuid())
+            .bind(c.contact_id.as_uuid())
+            .bind(c.link_id.as_uuid())
+            .bind(c.token_hash.as_bytes().as_slice())
+            .bind(c.code_hash.as_bytes().as_slice())
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .bind(c.used_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Write::UseAccessChallenge { id, at } => {
+            // Set once: a second use is refused as stale, as the reference store does.
+            let changed = sqlx::query(
+                "UPDATE access_challenge SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL",
+            )
+            .bind(tid)
+            .bind(id.as_uuid())
+            .bind(*at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                let id = id.as_uuid();
+                return Ok(Err(if exists(conn, exists_sql::ACCESS_CHALLENGE, tenant, id).await? {
+                    CommandError::Stale {
+                        entity: "access code",
+                        id,
+                        expected: 0,
+                        actual: 1,
+                    }
+                } else {
+                    not_found("access code", id)
+                }));
+            }
+        }
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             sqlx::query(
                 "UPDATE activity_event SET summary = '', details = 'null', actor_display = NULL, erased_by = $3 \
@@ -1310,6 +1392,7 @@ mod exists_sql {
     pub(super) const EVENT: &str = "SELECT 1 FROM activity_event WHERE tenant_id = $1 AND id = $2";
     pub(super) const MESSAGE: &str = "SELECT 1 FROM outbox_message WHERE tenant_id = $1 AND id = $2";
     pub(super) const ACCESS_LINK: &str = "SELECT 1 FROM access_link WHERE tenant_id = $1 AND id = $2";
+    pub(super) const ACCESS_CHALLENGE: &str = "SELECT 1 FROM access_challenge WHERE tenant_id = $1 AND id = $2";
 }
 
 /// Whether a token hash is already stored (token hashes are unique across tenants).
@@ -1502,20 +1585,6 @@ async fn explain(conn: &mut SqliteConnection, tenant: TenantId, step: Step<'_>) 
                 .await?
                 .map(|id| already("message", &id))
             );
-            let mut keys = HashSet::new();
-            for m in messages {
-                if !keys.insert(m.idempotency_key.as_str())
-                    || exists_text(
-                        conn,
-                        "SELECT 1 FROM outbox_message WHERE tenant_id = $1 AND idempotency_key = $2",
-                        tenant,
-                        &m.idempotency_key,
-                    )
-                    .await?
-                {
-                    return Ok(Some(already("message", &m.idempotency_key)));
-                }
-            }
             return tenant_missing(conn, tenant).await;
         }
     };
@@ -1727,11 +1796,32 @@ async fn explain(conn: &mut SqliteConnection, tenant: TenantId, step: Step<'_>) 
                 .then(|| already("contact session", &cs.link_id))
             );
         }
+        Write::InsertAccessChallenge(c) => {
+            let link = c.link_id.as_uuid();
+            check!(
+                (!exists(conn, exists_sql::ACCESS_LINK, tenant, link).await?).then(|| not_found("access link", link))
+            );
+            check!(
+                hash_taken(
+                    conn,
+                    "SELECT 1 FROM access_challenge WHERE token_hash = $1",
+                    &c.token_hash
+                )
+                .await?
+                .then(|| already("access code", &c.id))
+            );
+            check!(
+                exists(conn, exists_sql::ACCESS_CHALLENGE, tenant, c.id.as_uuid())
+                    .await?
+                    .then(|| already("access code", &c.id))
+            );
+        }
         Write::DeletePortal { .. }
         | Write::DeletePhase { .. }
         | Write::DeleteTask { .. }
         | Write::DeleteContact { .. }
         | Write::RevokeContactAccess { .. }
+        | Write::UseAccessChallenge { .. }
         | Write::EraseEventsOfPortal { .. } => {}
     }
     Ok(None)

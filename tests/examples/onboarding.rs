@@ -46,7 +46,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Arc::new(portal_storage_sqlite::SqliteStorage::connect(&url).await?)
     };
-    let engine = Engine::new(storage.clone(), Arc::new(SystemClock), Arc::new(os_entropy));
+    // A real deployment reads its master key from its configuration; this example draws one.
+    let mut key = [0u8; 32];
+    os_entropy(&mut key);
+    let master_key = portal_core::crypto::MasterKey::from_material(&key)?;
+    let engine = Engine::new(
+        storage.clone(),
+        Arc::new(SystemClock),
+        Arc::new(os_entropy),
+        &master_key,
+    );
 
     let settings = TenantSettings {
         time_zone: TimeZone::parse("Europe/London")?,

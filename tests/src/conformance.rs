@@ -11,8 +11,10 @@ use portal_core::commands::contact::ContactPatch;
 use portal_core::commands::draft::{TaskInput, TaskPatch};
 use portal_core::commands::portal::{StartOnboarding, TransitionRequest};
 use portal_core::commands::{self, Ctx};
-use portal_core::id::{ContactId, EventId, PortalId, StaffUserId, TaskId};
+use portal_core::crypto::Sealed;
+use portal_core::id::{ContactId, EventId, MessageId, PortalId, StaffUserId, TaskId, TenantId};
 use portal_core::lifecycle::PortalStatus;
+use portal_core::mail::{ClaimedMessage, MailKind, MessageSecret, MessageStatus, OutboxEntry, SecretText};
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
 use portal_core::portal::{Contact, ContactInput, ContactRole, PortalState};
@@ -21,7 +23,7 @@ use portal_core::storage::{
     ActivityFilter, AssignedTask, Clock, PageRequest, PortalFilter, PortalTaskCounts, Storage, StorageError,
 };
 use portal_core::task::{EvidenceType, TaskOwner, TaskStatus};
-use portal_core::tenant::{LinkSettings, Permission, PermissionSet};
+use portal_core::tenant::{Branding, LinkSettings, Permission, PermissionSet};
 use portal_core::value::{CommentBody, Description, Reason, Title};
 
 use crate::fixtures::{self, email, name};
@@ -141,6 +143,7 @@ pub async fn tenants_roles_and_staff(storage: Arc<dyn Storage>) {
             name("Acme IT"),
             settings.clone(),
             Some(too_long),
+            None,
         )
         .await
         .expect_err("out of range");
@@ -149,11 +152,18 @@ pub async fn tenants_roles_and_staff(storage: Arc<dyn Storage>) {
         access_link_expiry_days: 14,
     };
     engine
-        .update_tenant(&admin, tenant.version, name("Acme IT"), settings.clone(), Some(links))
+        .update_tenant(
+            &admin,
+            tenant.version,
+            name("Acme IT"),
+            settings.clone(),
+            Some(links),
+            None,
+        )
         .await
         .expect("settings");
     let stale = engine
-        .update_tenant(&admin, tenant.version, name("Acme IT 2"), settings, None)
+        .update_tenant(&admin, tenant.version, name("Acme IT 2"), settings, None, None)
         .await
         .expect_err("stale");
     assert_eq!(code(&stale), "stale_version");
@@ -1168,15 +1178,7 @@ pub async fn outcome_commit_is_atomic(storage: Arc<dyn Storage>) {
     let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
     let mut ctx = engine.ctx();
     let (company, mut outcome) = commands::admin::create_company(&admin, &mut ctx, name("Outboxed")).expect("cmd");
-    let message = OutboundMessage {
-        id: ctx.ids.next_id(),
-        tenant_id: tenant.id,
-        kind: "contact_invitation".to_owned(),
-        recipient: email("pat@client.example.org"),
-        idempotency_key: "invite-1".to_owned(),
-        payload: serde_json::json!({ "portal": "x" }),
-        created_at: ctx.now,
-    };
+    let message = message(tenant.id, ctx.ids.next_id(), ctx.now, 1);
     outcome.messages.push(message.clone());
     storage
         .commit_outcome(tenant.id, &outcome)
@@ -1184,8 +1186,13 @@ pub async fn outcome_commit_is_atomic(storage: Arc<dyn Storage>) {
         .expect("storage")
         .expect("committed");
     assert_eq!(
-        storage.list_queued_messages(tenant.id, 10).await.expect("storage"),
-        vec![message.clone()]
+        storage.get_message(tenant.id, message.id).await.expect("storage"),
+        Some(message.clone())
+    );
+    assert_eq!(
+        ids_of(&outbox(&storage, tenant.id, None).await),
+        vec![message.id],
+        "the message is queued with the company"
     );
 
     // A second commit whose last write is stale leaves no trace of its first write, events or
@@ -1200,11 +1207,11 @@ pub async fn outcome_commit_is_atomic(storage: Arc<dyn Storage>) {
         .expect("storage")
         .expect("first update");
     bad.writes.extend(stale_again.writes);
-    bad.messages.push(OutboundMessage {
+    let never_sent = OutboundMessage {
         id: ctx.ids.next_id(),
-        idempotency_key: "invite-2".to_owned(),
         ..message.clone()
-    });
+    };
+    bad.messages.push(never_sent.clone());
     let events_before = storage
         .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
         .await
@@ -1219,13 +1226,10 @@ pub async fn outcome_commit_is_atomic(storage: Arc<dyn Storage>) {
             .expect("storage")
             .is_none()
     );
+    assert_eq!(ids_of(&outbox(&storage, tenant.id, None).await), vec![message.id]);
     assert_eq!(
-        storage
-            .list_queued_messages(tenant.id, 10)
-            .await
-            .expect("storage")
-            .len(),
-        1
+        storage.get_message(tenant.id, never_sent.id).await.expect("storage"),
+        None
     );
     let events_after = storage
         .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
@@ -2317,6 +2321,28 @@ pub async fn access_links_and_sessions(storage: Arc<dyn Storage>) {
     let pat = s.contacts.iter().find(|c| c.primary).expect("Pat").id;
     let ian = s.contacts.iter().find(|c| !c.primary).expect("Ian").id;
     let draft_pat = state(&engine, &admin, draft).await.contacts[0].id;
+    // Activation invited each contact: one link each, and an invitation queued with its token
+    // sealed (MAIL-3).
+    let invitation = engine.list_access_links(&admin, portal, pat).await.expect("links");
+    assert_eq!(invitation.len(), 1, "the activation's invitation link");
+    let invitation = invitation[0].clone();
+    let invited: Vec<OutboundMessage> = {
+        let mut invited = Vec::new();
+        for e in outbox(&storage, tenant.id, None).await {
+            invited.extend(storage.get_message(tenant.id, e.id).await.expect("storage"));
+        }
+        invited
+    };
+    let to_pat: Vec<&OutboundMessage> = invited.iter().filter(|m| m.contact_id == Some(pat)).collect();
+    assert_eq!(to_pat.len(), 1, "{invited:?}");
+    assert_eq!(
+        (to_pat[0].kind, to_pat[0].portal_id),
+        (MailKind::ContactInvitation, Some(portal))
+    );
+    assert!(
+        matches!(to_pat[0].secret, Some(MessageSecret::Sealed { .. })),
+        "the token is stored sealed"
+    );
     let live = |t: &SecretToken| {
         let storage = storage.clone();
         let hash = t.hash();
@@ -2440,7 +2466,10 @@ pub async fn access_links_and_sessions(storage: Arc<dyn Storage>) {
         assert!(!text.contains(&first.token.encode()) && !text.contains(&second.token.encode()));
     }
     let (own_links, own_sessions) = engine.own_access(&contact).await.expect("own access");
-    assert_eq!(own_links, vec![first.link.clone(), second.link.clone()]);
+    assert_eq!(
+        own_links,
+        vec![invitation.clone(), first.link.clone(), second.link.clone()]
+    );
     assert_eq!(own_sessions.len(), 2);
 
     // Regenerate: one new link; every earlier link and session of Pat is dead.
@@ -2459,8 +2488,8 @@ pub async fn access_links_and_sessions(storage: Arc<dyn Storage>) {
         );
     }
     let links = engine.list_access_links(&admin, portal, pat).await.expect("links");
-    assert_eq!(links.len(), 3);
-    assert!(links[..2].iter().all(|l| l.revoked_at.is_some()) && links[2] == third.link);
+    assert_eq!(links.len(), 4);
+    assert!(links[..3].iter().all(|l| l.revoked_at.is_some()) && links[3] == third.link);
     let s3 = engine
         .open_access_link(tenant.id, &third.token)
         .await
@@ -2646,6 +2675,971 @@ pub async fn access_links_and_sessions(storage: Arc<dyn Storage>) {
             .find_access_link(tenant.id, &last.token.hash())
             .await
             .expect("storage"),
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox (MAIL-3) and tenant branding (BRD-1)
+
+/// A message of `tenant` with a sealed secret, due when created; `n` varies its content.
+fn message(tenant: TenantId, id: MessageId, at: DateTime<Utc>, n: u8) -> OutboundMessage {
+    OutboundMessage {
+        id,
+        tenant_id: tenant,
+        portal_id: None,
+        contact_id: None,
+        kind: MailKind::AccessLink,
+        recipient: email(&format!("pat{n}@client.example.org")),
+        recipient_name: Some(format!("Pat {n}")),
+        payload: serde_json::json!({
+            "portal_name": "Client Co onboarding",
+            "n": n,
+            "tasks": [{ "title": "Kick-off meeting", "due": "2026-03-04" }],
+        }),
+        secret: Some(MessageSecret::Sealed {
+            sealed: Sealed {
+                key_id: "00112233aabbccdd".to_owned(),
+                nonce: vec![n; 24],
+                ciphertext: (0..48u8).map(|i| i ^ n).collect(),
+            },
+        }),
+        created_at: at,
+    }
+}
+
+/// Commits an outcome of nothing but `messages`.
+async fn queue(storage: &Arc<dyn Storage>, tenant: TenantId, messages: Vec<OutboundMessage>) {
+    let outcome = Outcome {
+        messages,
+        ..Outcome::default()
+    };
+    storage
+        .commit_outcome(tenant, &outcome)
+        .await
+        .expect("storage")
+        .expect("queued");
+}
+
+/// The tenant's outbox as staff see it (one page), optionally of one status.
+async fn outbox(storage: &Arc<dyn Storage>, tenant: TenantId, status: Option<MessageStatus>) -> Vec<OutboxEntry> {
+    storage
+        .list_messages(tenant, status, PageRequest::first(500))
+        .await
+        .expect("storage")
+}
+
+fn ids_of(entries: &[OutboxEntry]) -> Vec<MessageId> {
+    entries.iter().map(|e| e.id).collect()
+}
+
+/// One message's delivery state.
+async fn delivery(storage: &Arc<dyn Storage>, tenant: TenantId, id: MessageId) -> OutboxEntry {
+    outbox(storage, tenant, None)
+        .await
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("message {id} is listed"))
+}
+
+async fn claim(
+    storage: &Arc<dyn Storage>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Vec<ClaimedMessage> {
+    storage.claim_messages(now, lease_until, limit).await.expect("storage")
+}
+
+fn claimed(message: &OutboundMessage, attempt: u32) -> ClaimedMessage {
+    ClaimedMessage {
+        message: message.clone(),
+        attempt,
+    }
+}
+
+/// MAIL-3: a message commits with the rest of its outcome and reads back as written, its secret
+/// sealed; a message carrying its secret in clear fails the whole commit, through either
+/// commit path.
+pub async fn outbox_messages_commit_sealed(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let (company, mut outcome) = commands::admin::create_company(&admin, &mut ctx, name("Sealed Co")).expect("cmd");
+    let sealed = message(tenant.id, ctx.ids.next_id(), ctx.now, 1);
+    let plain = OutboundMessage {
+        kind: MailKind::TaskSummary,
+        recipient_name: None,
+        secret: None,
+        payload: serde_json::json!({ "empty": {}, "list": [], "unicode": "Zoë — 東京" }),
+        ..message(tenant.id, ctx.ids.next_id(), ctx.now, 2)
+    };
+    outcome.messages.extend([sealed.clone(), plain.clone()]);
+    storage
+        .commit_outcome(tenant.id, &outcome)
+        .await
+        .expect("storage")
+        .expect("committed");
+    assert!(
+        storage
+            .get_company(tenant.id, company.id)
+            .await
+            .expect("storage")
+            .is_some()
+    );
+    for m in [&sealed, &plain] {
+        assert_eq!(
+            storage.get_message(tenant.id, m.id).await.expect("storage").as_ref(),
+            Some(m),
+            "a message reads back as written"
+        );
+        let e = delivery(&storage, tenant.id, m.id).await;
+        assert_eq!(
+            e,
+            OutboxEntry {
+                id: m.id,
+                portal_id: None,
+                contact_id: None,
+                kind: m.kind,
+                recipient: m.recipient.clone(),
+                status: MessageStatus::Queued,
+                attempts: 0,
+                next_attempt_at: m.created_at,
+                last_error: None,
+                created_at: m.created_at,
+                sent_at: None,
+            },
+            "queued, no attempt yet, due when created"
+        );
+    }
+    assert_eq!(
+        storage
+            .get_message(tenant.id, ctx.ids.next_id())
+            .await
+            .expect("storage"),
+        None
+    );
+
+    // A clear secret: nothing of the outcome is written, and the store says why.
+    let mut ctx = engine.ctx();
+    let (never, mut bad) = commands::admin::create_company(&admin, &mut ctx, name("Clear Co")).expect("cmd");
+    let clear = OutboundMessage {
+        secret: Some(MessageSecret::Clear {
+            text: SecretText::new("hunter2-token".to_owned()),
+        }),
+        ..message(tenant.id, ctx.ids.next_id(), ctx.now, 3)
+    };
+    bad.messages
+        .extend([plain_copy(&plain, ctx.ids.next_id()), clear.clone()]);
+    let events_before = storage
+        .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage");
+    let r = storage.commit_outcome(tenant.id, &bad).await;
+    assert!(matches!(r, Err(StorageError::Invariant(_))), "{r:?}");
+    assert!(
+        storage
+            .get_company(tenant.id, never.id)
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    assert_eq!(
+        storage
+            .list_activity(tenant.id, &ActivityFilter::default(), PageRequest::first(500))
+            .await
+            .expect("storage"),
+        events_before,
+        "no event of the refused commit"
+    );
+    assert_eq!(
+        ids_of(&outbox(&storage, tenant.id, None).await).len(),
+        2,
+        "no message either"
+    );
+    assert_eq!(storage.get_message(tenant.id, clear.id).await.expect("storage"), None);
+
+    // The same under a portal's lock.
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let before = state(&engine, &admin, portal).await;
+    let clear_again = clear.clone();
+    let decide = move |s: &PortalState| {
+        let mut ctx = Ctx::new(clear_again.created_at, [9; 16]);
+        let mut o = commands::portal::rename_portal(&admin, &mut ctx, s, s.portal.version, name("Renamed"))?;
+        o.messages.push(OutboundMessage {
+            portal_id: Some(s.portal.id),
+            ..clear_again.clone()
+        });
+        Ok(o)
+    };
+    let r = storage.modify_portal(tenant.id, portal, &decide).await;
+    assert!(matches!(r, Err(StorageError::Invariant(_))), "{r:?}");
+    assert_eq!(
+        storage.load_portal(tenant.id, portal).await.expect("storage"),
+        Some(before),
+        "the portal is unchanged"
+    );
+    assert_eq!(storage.get_message(tenant.id, clear.id).await.expect("storage"), None);
+}
+
+fn plain_copy(m: &OutboundMessage, id: MessageId) -> OutboundMessage {
+    OutboundMessage { id, ..m.clone() }
+}
+
+/// A claim leases the due messages, oldest due first and no more than asked; a sent message
+/// loses its secret, keeps its sending time and is never claimed again.
+pub async fn outbox_claim_and_mark_sent(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let first = message(tenant.id, ctx.ids.next_id(), t0, 1);
+    let second = message(tenant.id, ctx.ids.next_id(), t0 + Duration::seconds(1), 2);
+    let later = message(tenant.id, ctx.ids.next_id(), t0 + Duration::hours(1), 3);
+    queue(&storage, tenant.id, vec![later.clone(), second.clone(), first.clone()]).await;
+
+    assert!(
+        claim(&storage, t0 - Duration::milliseconds(1), t0 + Duration::minutes(5), 10)
+            .await
+            .is_empty(),
+        "nothing is due yet"
+    );
+    assert!(
+        claim(&storage, t0 + Duration::seconds(2), t0 + Duration::minutes(5), 0)
+            .await
+            .is_empty(),
+        "a claim of none claims none"
+    );
+    let lease = t0 + Duration::minutes(5);
+    let now = t0 + Duration::seconds(2);
+    assert_eq!(
+        claim(&storage, now, lease, 1).await,
+        vec![claimed(&first, 1)],
+        "the oldest due first, its secret sealed"
+    );
+    assert_eq!(claim(&storage, now, lease, 10).await, vec![claimed(&second, 1)]);
+    assert!(
+        claim(&storage, now + Duration::seconds(1), lease, 10).await.is_empty(),
+        "leased messages are not claimed again"
+    );
+    let e = delivery(&storage, tenant.id, first.id).await;
+    assert_eq!((e.status, e.attempts, e.sent_at), (MessageStatus::Sending, 1, None));
+
+    let sent_at = now + Duration::seconds(3);
+    assert!(
+        storage
+            .mark_message_sent(tenant.id, first.id, 1, sent_at)
+            .await
+            .expect("storage")
+    );
+    assert_eq!(
+        storage.get_message(tenant.id, first.id).await.expect("storage"),
+        Some(OutboundMessage {
+            secret: None,
+            ..first.clone()
+        }),
+        "the sealed secret is deleted once sent"
+    );
+    let e = delivery(&storage, tenant.id, first.id).await;
+    assert_eq!(
+        (e.status, e.attempts, e.sent_at, e.last_error),
+        (MessageStatus::Sent, 1, Some(sent_at), None)
+    );
+    assert!(
+        !storage
+            .mark_message_sent(tenant.id, first.id, 1, sent_at)
+            .await
+            .expect("storage"),
+        "a sent message is marked once"
+    );
+    assert_eq!(
+        ids_of(&outbox(&storage, tenant.id, Some(MessageStatus::Sent)).await),
+        vec![first.id]
+    );
+
+    // A day later: the second's lease ran out and the later one is due; the sent one stays sent.
+    let day = t0 + Duration::days(1);
+    assert_eq!(
+        claim(&storage, day, day + Duration::minutes(5), 10).await,
+        vec![claimed(&second, 2), claimed(&later, 1)]
+    );
+}
+
+/// A lease holds until it runs out, then the message is claimed again with the next attempt
+/// number; the result of the attempt whose lease ran out is refused and changes nothing.
+pub async fn outbox_leases_and_fencing(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let m = message(tenant.id, ctx.ids.next_id(), t0, 1);
+    queue(&storage, tenant.id, vec![m.clone()]).await;
+    let lease = t0 + Duration::seconds(60);
+    assert_eq!(
+        claim(&storage, t0 + Duration::seconds(1), lease, 10).await,
+        vec![claimed(&m, 1)]
+    );
+    assert!(claim(&storage, t0 + Duration::seconds(30), lease, 10).await.is_empty());
+    assert!(
+        claim(&storage, lease, lease + Duration::seconds(60), 10)
+            .await
+            .is_empty(),
+        "the lease holds up to its end"
+    );
+    let after = lease + Duration::milliseconds(1);
+    let lease2 = after + Duration::seconds(60);
+    assert_eq!(
+        claim(&storage, after, lease2, 10).await,
+        vec![claimed(&m, 2)],
+        "claimed again once the lease ran out"
+    );
+
+    let before = delivery(&storage, tenant.id, m.id).await;
+    assert_eq!((before.status, before.attempts), (MessageStatus::Sending, 2));
+    assert!(
+        !storage
+            .mark_message_sent(tenant.id, m.id, 1, after)
+            .await
+            .expect("storage")
+    );
+    assert!(
+        !storage
+            .mark_message_retry(tenant.id, m.id, 1, after + Duration::minutes(1), "timeout")
+            .await
+            .expect("storage")
+    );
+    assert!(
+        !storage
+            .mark_message_failed(tenant.id, m.id, 1, "550 rejected")
+            .await
+            .expect("storage")
+    );
+    assert!(
+        !storage
+            .mark_message_sent(tenant.id, m.id, 3, after)
+            .await
+            .expect("storage"),
+        "an attempt not yet made"
+    );
+    assert_eq!(
+        delivery(&storage, tenant.id, m.id).await,
+        before,
+        "the stale attempt changed nothing"
+    );
+    assert_eq!(
+        storage.get_message(tenant.id, m.id).await.expect("storage"),
+        Some(m.clone()),
+        "the secret is still there"
+    );
+
+    assert!(
+        storage
+            .mark_message_failed(tenant.id, m.id, 2, "550 5.1.1 mailbox unavailable")
+            .await
+            .expect("storage")
+    );
+    let e = delivery(&storage, tenant.id, m.id).await;
+    assert_eq!(
+        (e.status, e.attempts, e.last_error.as_deref(), e.sent_at),
+        (MessageStatus::Failed, 2, Some("550 5.1.1 mailbox unavailable"), None)
+    );
+    assert!(
+        !storage
+            .mark_message_sent(tenant.id, m.id, 2, after)
+            .await
+            .expect("storage"),
+        "a failed message is no longer claimed"
+    );
+    assert!(
+        claim(&storage, t0 + Duration::days(30), t0 + Duration::days(31), 10)
+            .await
+            .is_empty(),
+        "a failed message is never claimed"
+    );
+}
+
+/// A retry puts the message back until its next attempt is due, keeping the error; a failed
+/// message is queued again by staff, its attempts counted from zero.
+pub async fn outbox_retry_and_requeue(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let m = message(tenant.id, ctx.ids.next_id(), t0, 1);
+    queue(&storage, tenant.id, vec![m.clone()]).await;
+    assert_eq!(
+        claim(&storage, t0 + Duration::seconds(1), t0 + Duration::seconds(61), 10).await,
+        vec![claimed(&m, 1)]
+    );
+    let next = t0 + Duration::minutes(5);
+    assert!(
+        storage
+            .mark_message_retry(tenant.id, m.id, 1, next, "421 4.7.0 try again later")
+            .await
+            .expect("storage")
+    );
+    let e = delivery(&storage, tenant.id, m.id).await;
+    assert_eq!(
+        (e.status, e.attempts, e.next_attempt_at, e.last_error.as_deref()),
+        (MessageStatus::Queued, 1, next, Some("421 4.7.0 try again later"))
+    );
+    assert!(
+        claim(&storage, next - Duration::seconds(1), next + Duration::minutes(1), 10)
+            .await
+            .is_empty(),
+        "not before its next attempt"
+    );
+    assert_eq!(
+        claim(&storage, next, next + Duration::minutes(1), 10).await,
+        vec![claimed(&m, 2)],
+        "due at its next attempt"
+    );
+    assert_eq!(
+        delivery(&storage, tenant.id, m.id).await.last_error.as_deref(),
+        Some("421 4.7.0 try again later"),
+        "the last error stays while it is sent again"
+    );
+    assert!(
+        storage
+            .mark_message_failed(tenant.id, m.id, 2, "550 no such user")
+            .await
+            .expect("storage")
+    );
+
+    let now = next + Duration::hours(1);
+    assert!(
+        !storage
+            .requeue_failed_message(other.id, m.id, now)
+            .await
+            .expect("storage"),
+        "another tenant's message"
+    );
+    assert!(
+        !storage
+            .requeue_failed_message(tenant.id, ctx.ids.next_id(), now)
+            .await
+            .expect("storage"),
+        "no such message"
+    );
+    assert_eq!(delivery(&storage, tenant.id, m.id).await.status, MessageStatus::Failed);
+    assert!(
+        storage
+            .requeue_failed_message(tenant.id, m.id, now)
+            .await
+            .expect("storage")
+    );
+    let e = delivery(&storage, tenant.id, m.id).await;
+    assert_eq!(
+        (e.status, e.attempts, e.next_attempt_at, e.last_error.as_deref()),
+        (MessageStatus::Queued, 0, now, Some("550 no such user"))
+    );
+    assert!(
+        !storage
+            .requeue_failed_message(tenant.id, m.id, now)
+            .await
+            .expect("storage"),
+        "a queued message is not failed"
+    );
+    assert_eq!(
+        claim(&storage, now, now + Duration::minutes(1), 10).await,
+        vec![claimed(&m, 1)],
+        "claimed as a first attempt"
+    );
+    assert!(
+        storage
+            .mark_message_sent(tenant.id, m.id, 1, now)
+            .await
+            .expect("storage")
+    );
+    assert!(
+        !storage
+            .requeue_failed_message(tenant.id, m.id, now)
+            .await
+            .expect("storage"),
+        "a sent message is not failed"
+    );
+}
+
+/// Staff list the outbox newest first, by cursor and status, and see nothing of another
+/// tenant's; a worker cannot mark another tenant's message.
+pub async fn outbox_listing_pages_newest_first(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let mine: Vec<OutboundMessage> = (0..7u8)
+        .map(|i| {
+            message(
+                tenant.id,
+                ctx.ids.next_id(),
+                t0 + Duration::milliseconds(i64::from(i)),
+                i,
+            )
+        })
+        .collect();
+    let theirs: Vec<OutboundMessage> = (0..2u8)
+        .map(|i| {
+            message(
+                other.id,
+                ctx.ids.next_id(),
+                t0 + Duration::milliseconds(100 + i64::from(i)),
+                i,
+            )
+        })
+        .collect();
+    queue(&storage, tenant.id, mine.clone()).await;
+    queue(&storage, other.id, theirs.clone()).await;
+
+    let now = t0 + Duration::seconds(1);
+    let all = claim(&storage, now, now + Duration::minutes(5), 100).await;
+    let expected: Vec<ClaimedMessage> = mine.iter().chain(&theirs).map(|m| claimed(m, 1)).collect();
+    assert_eq!(all, expected, "a claim spans tenants, oldest due first");
+    for m in mine.iter().step_by(2) {
+        assert!(
+            storage
+                .mark_message_sent(tenant.id, m.id, 1, now)
+                .await
+                .expect("storage")
+        );
+    }
+    assert!(
+        !storage
+            .mark_message_sent(tenant.id, theirs[0].id, 1, now)
+            .await
+            .expect("storage"),
+        "another tenant's message"
+    );
+    assert_eq!(
+        delivery(&storage, other.id, theirs[0].id).await.status,
+        MessageStatus::Sending
+    );
+    assert_eq!(
+        storage.get_message(tenant.id, theirs[0].id).await.expect("storage"),
+        None
+    );
+
+    let mut newest_first: Vec<MessageId> = mine.iter().map(|m| m.id).collect();
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    let listed = outbox(&storage, tenant.id, None).await;
+    assert_eq!(ids_of(&listed), newest_first);
+    for (status, parity) in [(MessageStatus::Sent, 0), (MessageStatus::Sending, 1)] {
+        let mut want: Vec<MessageId> = mine.iter().skip(parity).step_by(2).map(|m| m.id).collect();
+        want.sort_unstable_by(|a, b| b.cmp(a));
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = storage
+                .list_messages(tenant.id, Some(status), PageRequest { after, limit: 2 })
+                .await
+                .expect("storage");
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 2);
+            assert!(page.iter().all(|e| e.status == status));
+            after = page.last().map(|e| e.id);
+            paged.extend(page);
+        }
+        assert_eq!(ids_of(&paged), want, "{status:?} pages");
+    }
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = storage
+            .list_messages(tenant.id, None, PageRequest { after, limit: 3 })
+            .await
+            .expect("storage");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|e| e.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, listed, "the pages make the whole list");
+    assert!(
+        outbox(&storage, tenant.id, Some(MessageStatus::Failed))
+            .await
+            .is_empty()
+    );
+
+    let mut theirs_newest_first: Vec<MessageId> = theirs.iter().map(|m| m.id).collect();
+    theirs_newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids_of(&outbox(&storage, other.id, None).await), theirs_newest_first);
+    assert!(
+        outbox(&storage, other.id, Some(MessageStatus::Sent)).await.is_empty(),
+        "another tenant sees none of the sent ones"
+    );
+}
+
+/// ONB-6: deleting a contact deletes its messages, deleting a portal the portal's; the
+/// tenant's other messages stay.
+pub async fn outbox_follows_deleted_portals_and_contacts(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let (_, _, kept_portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+    let pat = s.contacts.iter().find(|c| c.primary).expect("a primary").clone();
+    let ian = s.contacts.iter().find(|c| !c.primary).expect("another contact").clone();
+    let mut ctx = engine.ctx();
+    let at = ctx.now;
+    let of_portal = |id: MessageId, contact: Option<ContactId>, kind: MailKind, n: u8| OutboundMessage {
+        portal_id: Some(portal),
+        contact_id: contact,
+        kind,
+        ..message(tenant.id, id, at, n)
+    };
+    let summary = of_portal(ctx.ids.next_id(), None, MailKind::TaskSummary, 1);
+    let to_pat = of_portal(ctx.ids.next_id(), Some(pat.id), MailKind::ContactInvitation, 2);
+    let to_ian = of_portal(ctx.ids.next_id(), Some(ian.id), MailKind::TaskReminder, 3);
+    let other_portal = OutboundMessage {
+        portal_id: Some(kept_portal),
+        ..message(tenant.id, ctx.ids.next_id(), at, 4)
+    };
+    let tenant_wide = OutboundMessage {
+        kind: MailKind::PasswordReset,
+        ..message(tenant.id, ctx.ids.next_id(), at, 5)
+    };
+    let all = vec![
+        summary.clone(),
+        to_pat.clone(),
+        to_ian.clone(),
+        other_portal.clone(),
+        tenant_wide.clone(),
+    ];
+    queue(&storage, tenant.id, all.clone()).await;
+    for m in &all {
+        assert_eq!(
+            storage.get_message(tenant.id, m.id).await.expect("storage").as_ref(),
+            Some(m)
+        );
+    }
+    let e = delivery(&storage, tenant.id, to_ian.id).await;
+    assert_eq!((e.portal_id, e.contact_id), (Some(portal), Some(ian.id)));
+
+    let listed = |storage: Arc<dyn Storage>| async move {
+        let mut ids = ids_of(&outbox(&storage, tenant.id, None).await);
+        ids.sort_unstable();
+        ids
+    };
+    let sorted = |ms: &[&OutboundMessage]| {
+        let mut ids: Vec<MessageId> = ms.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    engine
+        .remove_contact(&admin, portal, ian.id, ian.version)
+        .await
+        .expect("removed");
+    assert_eq!(
+        listed(storage.clone()).await,
+        sorted(&[&summary, &to_pat, &other_portal, &tenant_wide]),
+        "the removed contact's message is gone"
+    );
+    assert_eq!(storage.get_message(tenant.id, to_ian.id).await.expect("storage"), None);
+
+    engine
+        .delete_portal(&admin, portal, "Client Co onboarding")
+        .await
+        .expect("deleted");
+    assert_eq!(
+        listed(storage.clone()).await,
+        sorted(&[&other_portal, &tenant_wide]),
+        "the deleted portal's messages are gone"
+    );
+    assert_eq!(storage.get_message(tenant.id, summary.id).await.expect("storage"), None);
+}
+
+/// BRD-1: a tenant starts with the default branding; an update writes every field, leaving it
+/// out keeps it, and a wrong colour is refused.
+pub async fn tenant_branding_round_trips(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    assert_eq!(tenant.branding, Branding::default());
+    let stored = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(stored.branding.primary_colour, "#1f6feb");
+    assert_eq!(stored, tenant);
+
+    let full = Branding {
+        app_name: Some(name("Acme Client Portal")),
+        logo_url: Some("https://acme.example.com/brand/logo.svg?v=2".to_owned()),
+        primary_colour: "#0A7e3d".to_owned(),
+        sender_name: Some(name("Acme IT onboarding")),
+        sender_email: Some(email("onboarding@acme.example.com")),
+        reply_to: Some(email("help@acme.example.com")),
+    };
+    engine
+        .update_tenant(
+            &admin,
+            tenant.version,
+            tenant.name.clone(),
+            tenant.settings.clone(),
+            None,
+            Some(full.clone()),
+        )
+        .await
+        .expect("branding");
+    let t = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(
+        t,
+        portal_core::tenant::Tenant {
+            branding: full.clone(),
+            version: tenant.version + 1,
+            ..tenant.clone()
+        }
+    );
+
+    engine
+        .update_tenant(&admin, t.version, name("Acme IT"), t.settings.clone(), None, None)
+        .await
+        .expect("rename");
+    let t = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(
+        (t.name.as_str(), &t.branding),
+        ("Acme IT", &full),
+        "left out, it is kept"
+    );
+
+    let minimal = Branding {
+        primary_colour: "#abcdef".to_owned(),
+        ..Branding::default()
+    };
+    engine
+        .update_tenant(
+            &admin,
+            t.version,
+            t.name.clone(),
+            t.settings.clone(),
+            None,
+            Some(minimal.clone()),
+        )
+        .await
+        .expect("cleared");
+    let t = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(t.branding, minimal, "fields cleared back to none");
+
+    let wrong = Branding {
+        primary_colour: "blue".to_owned(),
+        ..full
+    };
+    let e = engine
+        .update_tenant(&admin, t.version, t.name.clone(), t.settings.clone(), None, Some(wrong))
+        .await
+        .expect_err("not a colour");
+    assert_eq!(code(&e), "invalid_value");
+    assert_eq!(
+        storage.get_tenant(tenant.id).await.expect("storage").expect("tenant"),
+        t
+    );
+    assert_eq!(
+        storage
+            .get_tenant(other.id)
+            .await
+            .expect("storage")
+            .expect("tenant")
+            .branding,
+        Branding::default(),
+        "another tenant's branding is its own"
+    );
+}
+
+/// CON-5 in the database: a one-time code challenge is stored by its token hash and found only
+/// in its tenant, needs its link, is used once, and goes with its contact and its portal.
+pub async fn access_challenges(storage: Arc<dyn Storage>) {
+    use portal_core::access::{AccessChallenge, CODE_LIFETIME, code_hash};
+    use portal_core::id::ChallengeId;
+
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let pat = s.contacts.iter().find(|c| c.primary).expect("Pat").clone();
+    let ian = s.contacts.iter().find(|c| !c.primary).expect("Ian").clone();
+    let pat_link = engine
+        .issue_access_link(&admin, portal, pat.id)
+        .await
+        .expect("issued")
+        .link;
+    let ian_link = engine
+        .issue_access_link(&admin, portal, ian.id)
+        .await
+        .expect("issued")
+        .link;
+    assert_eq!(
+        storage.get_access_link(tenant.id, pat_link.id).await.expect("storage"),
+        Some(pat_link.clone())
+    );
+    assert_eq!(
+        storage.get_access_link(other.id, pat_link.id).await.expect("storage"),
+        None
+    );
+
+    let mut ctx = engine.ctx();
+    let now = ctx.now;
+    let challenge = |id: ChallengeId, link: &portal_core::access::AccessLink, byte: u8| {
+        let token = SecretToken::from_bytes([byte; 32]);
+        AccessChallenge {
+            id,
+            tenant_id: tenant.id,
+            portal_id: link.portal_id,
+            contact_id: link.contact_id,
+            link_id: link.id,
+            token_hash: token.hash(),
+            code_hash: code_hash(&token, "123456"),
+            created_at: now,
+            expires_at: now + CODE_LIFETIME,
+            used_at: None,
+        }
+    };
+    let commit = |w: Write| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .commit_outcome(
+                    tenant.id,
+                    &Outcome {
+                        writes: vec![w],
+                        ..Outcome::default()
+                    },
+                )
+                .await
+                .expect("storage")
+        }
+    };
+    let for_pat = challenge(ctx.ids.next_id(), &pat_link, 1);
+    let for_ian = challenge(ctx.ids.next_id(), &ian_link, 2);
+    for c in [&for_pat, &for_ian] {
+        commit(Write::InsertAccessChallenge(c.clone())).await.expect("stored");
+    }
+    assert_eq!(
+        storage
+            .find_access_challenge(tenant.id, &for_pat.token_hash)
+            .await
+            .expect("storage"),
+        Some(for_pat.clone())
+    );
+    assert_eq!(
+        storage
+            .find_access_challenge(other.id, &for_pat.token_hash)
+            .await
+            .expect("storage"),
+        None,
+        "another tenant finds nothing"
+    );
+
+    let again = commit(Write::InsertAccessChallenge(for_pat.clone())).await;
+    assert!(
+        matches!(
+            &again,
+            Err(CommandError::AlreadyExists {
+                entity: "access code",
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let same_token: ChallengeId = ctx.ids.next_id();
+    let r = commit(Write::InsertAccessChallenge(AccessChallenge {
+        id: same_token,
+        ..for_pat.clone()
+    }))
+    .await;
+    assert!(
+        matches!(
+            &r,
+            Err(CommandError::AlreadyExists {
+                entity: "access code",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let ghost_link = portal_core::access::AccessLink {
+        id: ctx.ids.next_id(),
+        ..pat_link.clone()
+    };
+    let r = commit(Write::InsertAccessChallenge(challenge(
+        ctx.ids.next_id(),
+        &ghost_link,
+        3,
+    )))
+    .await;
+    assert_eq!(
+        r,
+        Err(CommandError::NotFound {
+            entity: "access link",
+            id: ghost_link.id.as_uuid(),
+        })
+    );
+
+    let at = now + Duration::minutes(1);
+    commit(Write::UseAccessChallenge { id: for_pat.id, at })
+        .await
+        .expect("used");
+    assert_eq!(
+        storage
+            .find_access_challenge(tenant.id, &for_pat.token_hash)
+            .await
+            .expect("storage")
+            .and_then(|c| c.used_at),
+        Some(at)
+    );
+    let r = commit(Write::UseAccessChallenge { id: for_pat.id, at }).await;
+    assert!(
+        matches!(
+            &r,
+            Err(CommandError::Stale {
+                entity: "access code",
+                ..
+            })
+        ),
+        "a code opens once: {r:?}"
+    );
+    let ghost: ChallengeId = ctx.ids.next_id();
+    assert_eq!(
+        commit(Write::UseAccessChallenge { id: ghost, at }).await,
+        Err(CommandError::NotFound {
+            entity: "access code",
+            id: ghost.as_uuid(),
+        })
+    );
+
+    // Removing Ian removes his challenge; deleting the portal removes Pat's.
+    let ian_version = state(&engine, &admin, portal)
+        .await
+        .contacts
+        .iter()
+        .find(|c| c.id == ian.id)
+        .expect("Ian")
+        .version;
+    engine
+        .remove_contact(&admin, portal, ian.id, ian_version)
+        .await
+        .expect("removed");
+    assert_eq!(
+        storage
+            .find_access_challenge(tenant.id, &for_ian.token_hash)
+            .await
+            .expect("storage"),
+        None
+    );
+    engine
+        .delete_portal(&admin, portal, "Client Co onboarding")
+        .await
+        .expect("deleted");
+    assert_eq!(
+        storage
+            .find_access_challenge(tenant.id, &for_pat.token_hash)
+            .await
+            .expect("storage"),
+        None
+    );
+    assert_eq!(
+        storage.get_access_link(tenant.id, pat_link.id).await.expect("storage"),
         None
     );
 }

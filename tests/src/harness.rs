@@ -60,12 +60,23 @@ impl Entropy for CounterEntropy {
     }
 }
 
+/// The master key of the tests' engines (fixed, so a test can open what its engine sealed).
+#[must_use]
+pub fn test_master_key() -> portal_core::crypto::MasterKey {
+    portal_core::crypto::MasterKey::from_material(b"portal-tests fixed master key, 32+ bytes").expect("long enough")
+}
+
 /// An engine over `storage` with a [`TestClock`] and [`CounterEntropy`].
 #[must_use]
 pub fn engine(storage: Arc<dyn Storage>) -> (Engine, Arc<TestClock>) {
     let clock = Arc::new(TestClock::new());
     (
-        Engine::new(storage, clock.clone(), Arc::new(CounterEntropy::default())),
+        Engine::new(
+            storage,
+            clock.clone(),
+            Arc::new(CounterEntropy::default()),
+            &test_master_key(),
+        ),
         clock,
     )
 }
@@ -77,6 +88,8 @@ pub struct TestStore {
     pub storage: Arc<dyn Storage>,
     /// What the backend is (`memory`, `sqlite`, `postgres`).
     pub backend: &'static str,
+    /// The database URL of a SQLite or PostgreSQL store, for tests that look at the raw tables.
+    pub database_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -103,6 +116,7 @@ pub fn memory() -> TestStore {
     TestStore {
         storage: Arc::new(MemoryStorage::new()),
         backend: "memory",
+        database_url: None,
         _dir: None,
         pg: None,
     }
@@ -122,6 +136,7 @@ pub async fn sqlite() -> TestStore {
     TestStore {
         storage: Arc::new(storage),
         backend: "sqlite",
+        database_url: Some(url),
         _dir: Some(dir),
         pg: None,
     }
@@ -190,6 +205,7 @@ pub async fn postgres() -> Option<TestStore> {
     Some(TestStore {
         storage: Arc::new(storage),
         backend: "postgres",
+        database_url: Some(url),
         _dir: None,
         pg: Some((pg_admin_url(), db)),
     })

@@ -22,16 +22,18 @@ use serde_json::json;
 
 use super::portal::{portal_resource, scope};
 use super::{Ctx, allow};
-use crate::access::{AccessLink, ContactSession};
+use crate::access::{AccessChallenge, AccessLink, CODE_LIFETIME, ContactSession, code_hash};
 use crate::activity::EventKind;
 use crate::auth::SecretToken;
 use crate::error::CommandError;
 use crate::id::ContactId;
 use crate::lifecycle::PortalStatus;
+use crate::mail::{MailKind, MessageSecret, OutboundMessage, SecretText};
 use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, ContactPrincipal, Principal};
 use crate::portal::{Contact, PortalState};
 use crate::tenant::LinkSettings;
+use crate::value::Name;
 
 fn contact_of(state: &PortalState, id: ContactId) -> Result<&Contact, CommandError> {
     state
@@ -54,7 +56,50 @@ fn require_active(state: &PortalState) -> Result<(), CommandError> {
     }
 }
 
-fn new_link(ctx: &mut Ctx, contact: &Contact, settings: &LinkSettings, token: &SecretToken) -> AccessLink {
+/// What a command that mails a contact a link needs beyond the portal: the tenant's link
+/// settings and the client company's name (the portal state does not carry it).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkMail<'a> {
+    /// The tenant's link settings (expiry).
+    pub settings: &'a LinkSettings,
+    /// The client company's name, for the message.
+    pub company_name: &'a Name,
+}
+
+/// The message that carries a new link to its contact (MAIL-1): `kind` is
+/// [`MailKind::ContactInvitation`] or [`MailKind::AccessLink`]. The token goes in as the
+/// message's clear secret; the engine seals it before the outcome is stored.
+pub(crate) fn link_message(
+    ctx: &mut Ctx,
+    state: &PortalState,
+    company_name: &Name,
+    contact: &Contact,
+    link: &AccessLink,
+    token: &SecretToken,
+    kind: MailKind,
+) -> OutboundMessage {
+    OutboundMessage {
+        id: ctx.ids.next_id(),
+        tenant_id: contact.tenant_id,
+        portal_id: Some(contact.portal_id),
+        contact_id: Some(contact.id),
+        kind,
+        recipient: contact.email.clone(),
+        recipient_name: Some(contact.name.as_str().to_owned()),
+        payload: json!({
+            "portal_name": state.portal.name,
+            "company_name": company_name,
+            "contact_name": contact.name,
+            "expires_at": link.expires_at,
+        }),
+        secret: Some(MessageSecret::Clear {
+            text: SecretText::new(token.encode()),
+        }),
+        created_at: ctx.now,
+    }
+}
+
+pub(crate) fn new_link(ctx: &mut Ctx, contact: &Contact, settings: &LinkSettings, token: &SecretToken) -> AccessLink {
     AccessLink {
         id: ctx.ids.next_id(),
         tenant_id: contact.tenant_id,
@@ -67,13 +112,14 @@ fn new_link(ctx: &mut Ctx, contact: &Contact, settings: &LinkSettings, token: &S
     }
 }
 
-/// Issues a new access link for a contact of an active portal (also "resend invite": earlier
-/// links stay valid until they expire). Returns the link as stored; the caller shows `token` once.
+/// Issues a new access link for a contact of an active portal and mails it (also "resend
+/// invite": earlier links stay valid until they expire). Returns the link as stored; the caller
+/// may show `token` once.
 pub fn issue_link(
     principal: &Principal,
     ctx: &mut Ctx,
     state: &PortalState,
-    settings: &LinkSettings,
+    mail: LinkMail<'_>,
     contact: ContactId,
     token: &SecretToken,
 ) -> Result<(AccessLink, Outcome), CommandError> {
@@ -81,7 +127,16 @@ pub fn issue_link(
     allow(principal, Action::EditPortal, &portal_resource(p))?;
     let contact = contact_of(state, contact)?;
     require_active(state)?;
-    let link = new_link(ctx, contact, settings, token);
+    let link = new_link(ctx, contact, mail.settings, token);
+    let message = link_message(
+        ctx,
+        state,
+        mail.company_name,
+        contact,
+        &link,
+        token,
+        MailKind::AccessLink,
+    );
     let ev = ctx.event(
         principal,
         p.tenant_id,
@@ -95,6 +150,7 @@ pub fn issue_link(
         Outcome {
             writes: vec![Write::InsertAccessLink(link)],
             events: vec![ev],
+            messages: vec![message],
             ..Outcome::default()
         },
     ))
@@ -128,13 +184,13 @@ pub fn revoke_access(
     })
 }
 
-/// Revokes every earlier link and session of a contact of an active portal and issues one new
-/// link, in one outcome (CON-3 "regenerate token").
+/// Revokes every earlier link and session of a contact of an active portal and issues and mails
+/// one new link, in one outcome (CON-3 "regenerate token").
 pub fn regenerate_link(
     principal: &Principal,
     ctx: &mut Ctx,
     state: &PortalState,
-    settings: &LinkSettings,
+    mail: LinkMail<'_>,
     contact: ContactId,
     token: &SecretToken,
 ) -> Result<(AccessLink, Outcome), CommandError> {
@@ -142,7 +198,16 @@ pub fn regenerate_link(
     allow(principal, Action::EditPortal, &portal_resource(p))?;
     let contact = contact_of(state, contact)?;
     require_active(state)?;
-    let link = new_link(ctx, contact, settings, token);
+    let link = new_link(ctx, contact, mail.settings, token);
+    let message = link_message(
+        ctx,
+        state,
+        mail.company_name,
+        contact,
+        &link,
+        token,
+        MailKind::AccessLink,
+    );
     let ev = ctx.event(
         principal,
         p.tenant_id,
@@ -162,6 +227,7 @@ pub fn regenerate_link(
                 Write::InsertAccessLink(link),
             ],
             events: vec![ev],
+            messages: vec![message],
             ..Outcome::default()
         },
     ))
@@ -215,4 +281,116 @@ pub fn open_link(
             ..Outcome::default()
         },
     ))
+}
+
+/// Sends a one-time code for `link` (CON-5): opening it from a browser not verified for its
+/// contact. The challenge is stored (its token and code only as hashes) and the code is mailed
+/// to the contact; the caller gives `challenge_token` to the client once. Refused exactly like
+/// [`open_link`] when the link would not open the portal.
+pub fn request_code(
+    ctx: &mut Ctx,
+    state: &PortalState,
+    link: &AccessLink,
+    company_name: &Name,
+    challenge_token: &SecretToken,
+    code: &str,
+) -> Result<(AccessChallenge, Outcome), CommandError> {
+    let refused = CommandError::NotFound {
+        entity: "access link",
+        id: link.id.as_uuid(),
+    };
+    let p = &state.portal;
+    if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
+        return Err(refused);
+    }
+    let Ok(contact) = contact_of(state, link.contact_id) else {
+        return Err(refused);
+    };
+    let principal = contact_principal(state, contact);
+    if allow(&principal, Action::ReadPortal, &portal_resource(p)).is_err() {
+        return Err(refused);
+    }
+    let challenge = AccessChallenge {
+        id: ctx.ids.next_id(),
+        tenant_id: p.tenant_id,
+        portal_id: p.id,
+        contact_id: contact.id,
+        link_id: link.id,
+        token_hash: challenge_token.hash(),
+        code_hash: code_hash(challenge_token, code),
+        created_at: ctx.now,
+        expires_at: ctx.now + CODE_LIFETIME,
+        used_at: None,
+    };
+    let message = OutboundMessage {
+        id: ctx.ids.next_id(),
+        tenant_id: p.tenant_id,
+        portal_id: Some(p.id),
+        contact_id: Some(contact.id),
+        kind: MailKind::VerificationCode,
+        recipient: contact.email.clone(),
+        recipient_name: Some(contact.name.as_str().to_owned()),
+        payload: json!({
+            "portal_name": p.name,
+            "company_name": company_name,
+            "contact_name": contact.name,
+            "expires_at": challenge.expires_at,
+        }),
+        secret: Some(MessageSecret::Clear {
+            text: SecretText::new(code.to_owned()),
+        }),
+        created_at: ctx.now,
+    };
+    Ok((
+        challenge.clone(),
+        Outcome {
+            writes: vec![Write::InsertAccessChallenge(challenge)],
+            messages: vec![message],
+            ..Outcome::default()
+        },
+    ))
+}
+
+/// Opens the portal with a one-time code (CON-5): the challenge must be open (not used, not
+/// expired), belong to `link`, and `code` must be its code; then the link opens the portal as in
+/// [`open_link`] and the challenge is used up in the same outcome. Every refusal is the same
+/// "access code not found".
+pub fn verify_code(
+    ctx: &mut Ctx,
+    state: &PortalState,
+    link: &AccessLink,
+    challenge: &AccessChallenge,
+    challenge_token: &SecretToken,
+    code: &str,
+    session_token: &SecretToken,
+) -> Result<(ContactSession, Outcome), CommandError> {
+    let refused = CommandError::NotFound {
+        entity: "access code",
+        id: challenge.id.as_uuid(),
+    };
+    if !challenge.is_open(ctx.now)
+        || challenge.link_id != link.id
+        || challenge.token_hash != challenge_token.hash()
+        || code_hash(challenge_token, code) != challenge.code_hash
+    {
+        return Err(refused);
+    }
+    let (session, mut outcome) = open_link(ctx, state, link, session_token).map_err(|_| refused)?;
+    outcome.writes.insert(
+        0,
+        Write::UseAccessChallenge {
+            id: challenge.id,
+            at: ctx.now,
+        },
+    );
+    Ok((session, outcome))
+}
+
+fn contact_principal(state: &PortalState, contact: &Contact) -> Principal {
+    Principal::Contact(ContactPrincipal {
+        tenant_id: state.portal.tenant_id,
+        portal_id: state.portal.id,
+        contact_id: contact.id,
+        email: contact.email.clone(),
+    })
 }

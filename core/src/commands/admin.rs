@@ -9,7 +9,7 @@ use crate::error::CommandError;
 use crate::id::{RoleId, StaffUserId};
 use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, Principal, Resource, SystemPrincipal};
-use crate::tenant::{LinkSettings, PermissionSet, Role, StaffUser, Tenant, TenantSettings};
+use crate::tenant::{Branding, LinkSettings, PermissionSet, Role, StaffUser, Tenant, TenantSettings};
 use crate::value::{Description, Email, Name};
 
 /// The name of the role [`create_tenant`] makes with every permission.
@@ -33,6 +33,7 @@ pub fn create_tenant(ctx: &mut Ctx, name: Name, settings: TenantSettings, admin:
         name,
         settings,
         link_settings: LinkSettings::default(),
+        branding: crate::tenant::Branding::default(),
         version: 1,
         created_at: ctx.now,
     };
@@ -94,17 +95,34 @@ pub fn create_tenant(ctx: &mut Ctx, name: Name, settings: TenantSettings, admin:
     out
 }
 
+/// The new values of a tenant edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantChanges {
+    /// Name.
+    pub name: Name,
+    /// Settings.
+    pub settings: TenantSettings,
+    /// Link settings; `None` keeps them.
+    pub link_settings: Option<LinkSettings>,
+    /// Branding; `None` keeps it.
+    pub branding: Option<Branding>,
+}
+
 /// Changes the tenant's name and settings (compare-and-set on the tenant's version), and its
-/// link settings when given (`None` keeps them).
+/// link settings and branding when given (`None` keeps them).
 pub fn update_tenant(
     principal: &Principal,
     ctx: &mut Ctx,
     current: &Tenant,
     expected_version: i64,
-    name: Name,
-    settings: TenantSettings,
-    link_settings: Option<LinkSettings>,
+    changes: TenantChanges,
 ) -> Result<Outcome, CommandError> {
+    let TenantChanges {
+        name,
+        settings,
+        link_settings,
+        branding,
+    } = changes;
     allow(
         principal,
         Action::ManageSettings,
@@ -113,10 +131,13 @@ pub fn update_tenant(
     check_version("tenant", current.id.as_uuid(), expected_version, current.version)?;
     let link_settings = link_settings.unwrap_or(current.link_settings);
     link_settings.check()?;
+    let branding = branding.unwrap_or_else(|| current.branding.clone());
+    branding.check()?;
     let tenant = Tenant {
         name,
         settings,
         link_settings,
+        branding,
         version: current.version + 1,
         ..current.clone()
     };
@@ -131,6 +152,8 @@ pub fn update_tenant(
             "after": tenant.settings,
             "links_before": current.link_settings,
             "links_after": tenant.link_settings,
+            "branding_before": current.branding,
+            "branding_after": tenant.branding,
             "name": tenant.name,
         }),
     );

@@ -85,3 +85,6 @@ pub(crate) fn check_version(
         })
     }
 }
+
+#[cfg(test)]
+mod invitation_tests;

@@ -7,13 +7,16 @@ use chrono::Days;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::access::{LinkMail, link_message, new_link};
 use super::task::{derive_statuses, diff_portal};
 use super::{Ctx, allow, check_version};
 use crate::activity::EventKind;
+use crate::auth::SecretToken;
 use crate::company::Company;
 use crate::error::CommandError;
 use crate::id::{PortalId, TaskId, TemplateTaskId};
 use crate::lifecycle::{PortalStatus, check_move};
+use crate::mail::MailKind;
 use crate::outcome::{AccessEffect, Outcome, Write};
 use crate::policy::{Action, Principal, Resource};
 use crate::portal::{Contact, ContactInput, MAX_CONTACTS, Phase, Portal, PortalState};
@@ -93,7 +96,8 @@ pub(crate) fn check_contacts<'a>(
 
 /// Starts onboarding: copies the template's phases and tasks into a new portal of `company`,
 /// with dependencies re-pointed to the copies (ONB-2). The portal stays in draft unless the
-/// request activates it, which then follows activation's rules (ONB-4).
+/// request activates it, which then follows activation's rules (ONB-4): every contact gets a
+/// link, its token derived from `link_seed`, and an invitation.
 pub fn start_onboarding(
     principal: &Principal,
     ctx: &mut Ctx,
@@ -101,6 +105,7 @@ pub fn start_onboarding(
     company: &Company,
     template: &Template,
     request: &StartOnboarding,
+    link_seed: &SecretToken,
 ) -> Result<(PortalId, Outcome), CommandError> {
     allow(
         principal,
@@ -240,24 +245,43 @@ pub fn start_onboarding(
             json!({ "contact_id": c.id, "role": c.role, "primary": c.primary }),
         ));
     }
+    let mut links = Vec::new();
+    let mut messages = Vec::new();
     if request.activate {
         activate(&mut state, &tenant.settings, ctx);
+        for contact in &state.contacts {
+            let token = link_seed.derive_token(contact.id.as_uuid().as_bytes());
+            let link = new_link(ctx, contact, &tenant.link_settings, &token);
+            messages.push(link_message(
+                ctx,
+                &state,
+                &company.name,
+                contact,
+                &link,
+                &token,
+                MailKind::ContactInvitation,
+            ));
+            links.push(Write::InsertAccessLink(link));
+        }
         events.push(ctx.event(
             principal,
             tenant.id,
             scope(&state.portal),
             EventKind::PortalStatusChanged,
             format!("Portal {} moved from draft to active", state.portal.name),
-            json!({ "from": PortalStatus::Draft, "to": PortalStatus::Active }),
+            json!({ "from": PortalStatus::Draft, "to": PortalStatus::Active, "invitations": links.len() }),
         ));
     }
     state.sort();
     let id = state.portal.id;
+    let mut writes = vec![Write::InsertPortal(Box::new(state))];
+    writes.extend(links);
     Ok((
         id,
         Outcome {
-            writes: vec![Write::InsertPortal(Box::new(state))],
+            writes,
             events,
+            messages,
             ..Outcome::default()
         },
     ))
@@ -313,16 +337,47 @@ pub fn rename_portal(
     })
 }
 
-/// Moves a portal through the lifecycle table (ONB-3). Activation sets due dates (ONB-4) and
-/// needs exactly one primary contact; completion needs every task completed; archiving needs
-/// `confirm` and revokes all client access (ONB-5); restore returns to draft.
+/// What a lifecycle move needs beyond the portal.
+#[derive(Debug, Clone, Copy)]
+pub struct TransitionEnv<'a> {
+    /// The tenant's settings (time zone of the due dates).
+    pub settings: &'a TenantSettings,
+    /// Link expiry and the company name, for the invitations of an activation.
+    pub mail: LinkMail<'a>,
+    /// On activation each contact's new link token is derived from this seed
+    /// ([`SecretToken::derive_token`] over the contact id), so the command needs no RNG.
+    pub link_seed: &'a SecretToken,
+}
+
+impl<'a> TransitionEnv<'a> {
+    /// An environment for tests and tools: the tenant's settings and link settings, `company`
+    /// as the company name, and `seed` for the link tokens.
+    #[must_use]
+    pub const fn new(tenant: &'a Tenant, company: &'a Name, seed: &'a SecretToken) -> Self {
+        Self {
+            settings: &tenant.settings,
+            mail: LinkMail {
+                settings: &tenant.link_settings,
+                company_name: company,
+            },
+            link_seed: seed,
+        }
+    }
+}
+
+/// Moves a portal through the lifecycle table (ONB-3). Activation sets due dates (ONB-4), needs
+/// exactly one primary contact, and issues every contact a link and mails it (an invitation the
+/// first time, a new link on a re-activation after a restore); completion needs every task
+/// completed; archiving needs `confirm` and revokes all client access (ONB-5); restore returns to
+/// draft.
 pub fn transition_portal(
     principal: &Principal,
     ctx: &mut Ctx,
     state: &PortalState,
-    settings: &TenantSettings,
+    env: TransitionEnv<'_>,
     request: TransitionRequest,
 ) -> Result<Outcome, CommandError> {
+    let settings = env.settings;
     let p = &state.portal;
     allow(principal, Action::TransitionPortal, &portal_resource(p))?;
     check_version("portal", p.id.as_uuid(), request.expected_version, p.version)?;
@@ -331,6 +386,7 @@ pub fn transition_portal(
     check_move(from, to)?;
     let mut next = state.clone();
     let mut out = Outcome::default();
+    let mut invitations = Vec::new();
     let mut details = json!({ "from": from, "to": to });
     match to {
         PortalStatus::Active => {
@@ -343,6 +399,19 @@ pub fn transition_portal(
                 .filter(|(a, b)| a.due_date != b.due_date)
                 .count();
             details["due_dates_set"] = json!(dated);
+            let kind = if p.activated_at.is_some() {
+                MailKind::AccessLink
+            } else {
+                MailKind::ContactInvitation
+            };
+            for contact in &state.contacts {
+                let token = env.link_seed.derive_token(contact.id.as_uuid().as_bytes());
+                let link = new_link(ctx, contact, env.mail.settings, &token);
+                let message = link_message(ctx, &next, env.mail.company_name, contact, &link, &token, kind);
+                out.messages.push(message);
+                invitations.push(Write::InsertAccessLink(link));
+            }
+            details["invitations"] = json!(state.contacts.len());
         }
         PortalStatus::Completed => {
             let incomplete = state.tasks.iter().filter(|t| !t.is_completed()).count();
@@ -375,6 +444,7 @@ pub fn transition_portal(
     }];
     derive_statuses(&mut next.tasks);
     writes.extend(diff_portal(state, &next));
+    writes.extend(invitations);
     out.writes = writes;
     out.events.push(ctx.event(
         principal,

@@ -47,7 +47,7 @@ fn issued(outcome: &Outcome) -> ServiceResult<AccessLink> {
 
 impl Engine {
     /// 32 fresh bytes from the engine's entropy, as a token.
-    fn secret_token(&self) -> SecretToken {
+    pub(super) fn secret_token(&self) -> SecretToken {
         let mut bytes = [0u8; 32];
         self.entropy.fill(&mut bytes);
         SecretToken::from_bytes(bytes)
@@ -71,10 +71,15 @@ impl Engine {
         contact: ContactId,
     ) -> ServiceResult<IssuedLink> {
         let settings = self.settings_of(principal.tenant_id()).await?;
+        let company_name = self.company_name_of(principal, portal).await?;
         let token = self.secret_token();
         let outcome = self
             .portal_command(principal, portal, |ctx, state| {
-                commands::access::issue_link(principal, ctx, state, &settings, contact, &token).map(|(_, o)| o)
+                let mail = commands::access::LinkMail {
+                    settings: &settings,
+                    company_name: &company_name,
+                };
+                commands::access::issue_link(principal, ctx, state, mail, contact, &token).map(|(_, o)| o)
             })
             .await?;
         Ok(IssuedLink {
@@ -92,10 +97,15 @@ impl Engine {
         contact: ContactId,
     ) -> ServiceResult<IssuedLink> {
         let settings = self.settings_of(principal.tenant_id()).await?;
+        let company_name = self.company_name_of(principal, portal).await?;
         let token = self.secret_token();
         let outcome = self
             .portal_command(principal, portal, |ctx, state| {
-                commands::access::regenerate_link(principal, ctx, state, &settings, contact, &token).map(|(_, o)| o)
+                let mail = commands::access::LinkMail {
+                    settings: &settings,
+                    company_name: &company_name,
+                };
+                commands::access::regenerate_link(principal, ctx, state, mail, contact, &token).map(|(_, o)| o)
             })
             .await?;
         Ok(IssuedLink {
@@ -147,7 +157,7 @@ impl Engine {
         let session_token = self.secret_token();
         let ctx = self.ctx();
         let decide = |state: &PortalState| {
-            commands::access::open_link(&mut ctx.clone(), state, &link, &session_token).map(|(_, o)| o)
+            commands::access::open_link(&mut ctx.clone(), state, &link, &session_token).map(|(_, o)| self.seal(o))
         };
         // Every refusal (revoked, expired, portal not live, contact gone) and a portal gone
         // answer alike.
@@ -235,5 +245,141 @@ impl Engine {
     #[must_use]
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+}
+
+/// What a client that opened a link from a browser not verified for the link's contact gets
+/// (CON-5): a challenge token to send back with the mailed code. Unknown, revoked and expired
+/// links get one too (with no code behind it), so the answer says nothing about the link.
+#[derive(Debug, Clone)]
+pub struct CodeChallenge {
+    /// The challenge token; stored only as its hash.
+    pub token: SecretToken,
+    /// When the code stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to a one-time code.
+#[derive(Debug, Clone)]
+pub enum CodeVerdict {
+    /// The code was right: a contact session.
+    Opened(OpenedSession),
+    /// Wrong, expired, used, or no such challenge; all alike.
+    Refused,
+    /// Too many tries of this challenge: a new code is needed.
+    Exhausted,
+}
+
+impl Engine {
+    /// The link with this token in `tenant`, whatever its state: for the server to see whose
+    /// verified-browser cookie would let the opener in without a code.
+    pub async fn find_access_link(&self, tenant: TenantId, token: &SecretToken) -> ServiceResult<Option<AccessLink>> {
+        Ok(self.storage.find_access_link(tenant, &token.hash()).await?)
+    }
+
+    /// Answers the opening of a link from a browser not verified for its contact (CON-5): a
+    /// challenge, and, when the link would open its portal and the contact has not had
+    /// [`crate::access::CODES_PER_CONTACT_PER_WINDOW`] codes in this window, a stored challenge
+    /// and the code mailed to the contact in the same commit.
+    pub async fn request_access_code(&self, tenant: TenantId, token: &SecretToken) -> ServiceResult<CodeChallenge> {
+        let challenge = CodeChallenge {
+            token: self.secret_token(),
+            expires_at: self.clock.now() + crate::access::CODE_LIFETIME,
+        };
+        let Some(link) = self.storage.find_access_link(tenant, &token.hash()).await? else {
+            return Ok(challenge);
+        };
+        if !link.is_usable(self.clock.now()) {
+            return Ok(challenge);
+        }
+        let sent = self
+            .storage
+            .count_sign_in_attempt(
+                tenant,
+                &format!("access-code-contact:{}", link.contact_id),
+                crate::auth::sign_in_window(self.clock.now()),
+            )
+            .await?;
+        if sent > crate::access::CODES_PER_CONTACT_PER_WINDOW {
+            return Ok(challenge);
+        }
+        let Some(portal) = self.storage.get_portal(tenant, link.portal_id).await? else {
+            return Ok(challenge);
+        };
+        let Some(company) = self.storage.get_company(tenant, portal.company_id).await? else {
+            return Ok(challenge);
+        };
+        let mut bytes = [0u8; 8];
+        self.entropy.fill(&mut bytes);
+        let code = crate::access::code_from_bytes(bytes);
+        let ctx = self.ctx();
+        let decide = |state: &PortalState| {
+            commands::access::request_code(&mut ctx.clone(), state, &link, &company.name, &challenge.token, &code)
+                .map(|(_, o)| self.seal(o))
+        };
+        // A link that opens nothing gets the same answer, without a code.
+        let _ = self.storage.modify_portal(tenant, link.portal_id, &decide).await?;
+        Ok(challenge)
+    }
+
+    /// Checks a one-time code against its challenge (CON-5). Every try counts, for challenges
+    /// that exist and made-up ones alike; past [`crate::access::MAX_CODE_ATTEMPTS`] the
+    /// challenge is spent. A right code opens the portal like the link would, once.
+    pub async fn verify_access_code(
+        &self,
+        tenant: TenantId,
+        challenge_token: &SecretToken,
+        code: &str,
+    ) -> ServiceResult<CodeVerdict> {
+        let hash = challenge_token.hash();
+        let tries = self
+            .storage
+            .count_sign_in_attempt(tenant, &crate::access::code_attempt_key(&hash), DateTime::UNIX_EPOCH)
+            .await?;
+        if tries > crate::access::MAX_CODE_ATTEMPTS {
+            return Ok(CodeVerdict::Exhausted);
+        }
+        if !crate::access::is_code_shaped(code) {
+            return Ok(CodeVerdict::Refused);
+        }
+        let Some(challenge) = self.storage.find_access_challenge(tenant, &hash).await? else {
+            return Ok(CodeVerdict::Refused);
+        };
+        let Some(link) = self.storage.get_access_link(tenant, challenge.link_id).await? else {
+            return Ok(CodeVerdict::Refused);
+        };
+        let session_token = self.secret_token();
+        let ctx = self.ctx();
+        let decide = |state: &PortalState| {
+            commands::access::verify_code(
+                &mut ctx.clone(),
+                state,
+                &link,
+                &challenge,
+                challenge_token,
+                code,
+                &session_token,
+            )
+            .map(|(_, o)| self.seal(o))
+        };
+        let Some(Ok(outcome)) = self.storage.modify_portal(tenant, challenge.portal_id, &decide).await? else {
+            return Ok(CodeVerdict::Refused);
+        };
+        let session = outcome
+            .writes
+            .iter()
+            .find_map(|w| match w {
+                Write::InsertContactSession(s) => Some(s.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ServiceError::from(StorageError::Invariant(
+                    "the committed outcome has no contact session".to_owned(),
+                ))
+            })?;
+        Ok(CodeVerdict::Opened(OpenedSession {
+            session,
+            token: session_token,
+        }))
     }
 }

@@ -35,8 +35,9 @@ impl Engine {
         name: Name,
         settings: TenantSettings,
         link_settings: Option<crate::tenant::LinkSettings>,
+        branding: Option<crate::tenant::Branding>,
     ) -> ServiceResult<Tenant> {
-        self.update_tenant(principal, expected_version, name, settings, link_settings)
+        self.update_tenant(principal, expected_version, name, settings, link_settings, branding)
             .await?;
         self.get_tenant(principal).await
     }

@@ -7,16 +7,19 @@ mod access;
 mod admin;
 mod contacts;
 mod dashboard;
+mod outbox;
 
-pub use access::{IssuedLink, OpenedSession};
+pub use access::{CodeChallenge, CodeVerdict, IssuedLink, OpenedSession};
 pub use dashboard::PortalSummary;
 
 use crate::activity::ActivityEvent;
 use crate::commands::portal::{StartOnboarding, TransitionRequest};
 use crate::commands::{self, Ctx, allow};
 use crate::company::{Company, Site};
+use crate::crypto::{KeyPurpose, MasterKey, SealingKey};
 use crate::error::CommandError;
 use crate::id::{CompanyId, EventId, PortalId, RoleId, StaffUserId, TaskId, TemplateId, TenantId};
+use crate::mail::{MessageSecret, OutboundMessage};
 use crate::outcome::Outcome;
 use crate::policy::{Action, Principal, Resource, StaffPrincipal};
 use crate::portal::{Portal, PortalState};
@@ -84,6 +87,7 @@ pub struct Engine {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    outbox_key: Arc<SealingKey>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -93,13 +97,20 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `storage`, reading time from `clock` and randomness from `entropy`.
+    /// An engine over `storage`, reading time from `clock` and randomness from `entropy`, sealing
+    /// the tokens and codes of queued messages under a key derived from `master_key`.
     #[must_use]
-    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        master_key: &MasterKey,
+    ) -> Self {
         Self {
             storage,
             clock,
             entropy,
+            outbox_key: Arc::new(master_key.sealing_key(KeyPurpose::Outbox)),
         }
     }
 
@@ -117,7 +128,24 @@ impl Engine {
         Ctx::new(self.clock.now(), seed)
     }
 
+    /// Seals every clear secret of the outcome's messages under the outbox key, bound to the
+    /// tenant and message ids, with a fresh nonce each (MAIL-3). Every commit path calls it, so a
+    /// token or code never reaches storage in clear.
+    fn seal(&self, mut outcome: Outcome) -> Outcome {
+        for m in &mut outcome.messages {
+            if let Some(MessageSecret::Clear { text }) = &m.secret {
+                let mut nonce = [0u8; 24];
+                self.entropy.fill(&mut nonce);
+                let aad = OutboundMessage::secret_aad(m.tenant_id, m.id);
+                let sealed = self.outbox_key.seal(nonce, &aad, text.expose().as_bytes());
+                m.secret = Some(MessageSecret::Sealed { sealed });
+            }
+        }
+        outcome
+    }
+
     async fn commit(&self, tenant: TenantId, outcome: Outcome) -> ServiceResult<Outcome> {
+        let outcome = self.seal(outcome);
         self.storage.commit_outcome(tenant, &outcome).await??;
         Ok(outcome)
     }
@@ -189,6 +217,7 @@ impl Engine {
         name: Name,
         settings: TenantSettings,
         link_settings: Option<crate::tenant::LinkSettings>,
+        branding: Option<crate::tenant::Branding>,
     ) -> ServiceResult<()> {
         let tenant = self
             .storage
@@ -200,9 +229,12 @@ impl Engine {
             &mut self.ctx(),
             &tenant,
             expected_version,
-            name,
-            settings,
-            link_settings,
+            commands::admin::TenantChanges {
+                name,
+                settings,
+                link_settings,
+                branding,
+            },
         )?;
         self.commit(tenant.id, outcome).await?;
         Ok(())
@@ -321,8 +353,15 @@ impl Engine {
             .get_template(tenant_id, template)
             .await?
             .ok_or_else(|| not_found("template", template.as_uuid()))?;
-        let (id, outcome) =
-            commands::portal::start_onboarding(principal, &mut self.ctx(), &tenant, &company, &template, request)?;
+        let (id, outcome) = commands::portal::start_onboarding(
+            principal,
+            &mut self.ctx(),
+            &tenant,
+            &company,
+            &template,
+            request,
+            &self.secret_token(),
+        )?;
         self.commit(tenant_id, outcome).await?;
         Ok(id)
     }
@@ -334,7 +373,7 @@ impl Engine {
         F: Fn(&mut Ctx, &PortalState) -> Result<Outcome, CommandError> + Send + Sync,
     {
         let ctx = self.ctx();
-        let decide = move |state: &PortalState| command(&mut ctx.clone(), state);
+        let decide = move |state: &PortalState| command(&mut ctx.clone(), state).map(|o| self.seal(o));
         match self
             .storage
             .modify_portal(principal.tenant_id(), portal, &decide)
@@ -348,7 +387,8 @@ impl Engine {
         }
     }
 
-    /// Moves a portal through its lifecycle.
+    /// Moves a portal through its lifecycle. An activation issues every contact a link and
+    /// queues its invitation in the same transaction.
     pub async fn transition_portal(
         &self,
         principal: &Principal,
@@ -361,10 +401,37 @@ impl Engine {
             .get_tenant(tenant_id)
             .await?
             .ok_or_else(|| not_found("tenant", tenant_id.as_uuid()))?;
+        let company_name = self.company_name_of(principal, portal).await?;
+        let seed = self.secret_token();
         self.portal_command(principal, portal, |ctx, state| {
-            commands::portal::transition_portal(principal, ctx, state, &tenant.settings, request)
+            let env = commands::portal::TransitionEnv {
+                settings: &tenant.settings,
+                mail: commands::access::LinkMail {
+                    settings: &tenant.link_settings,
+                    company_name: &company_name,
+                },
+                link_seed: &seed,
+            };
+            commands::portal::transition_portal(principal, ctx, state, env, request)
         })
         .await
+    }
+
+    /// The name of the company of a portal, for the messages about it. A portal out of the
+    /// principal's reach is "not found" here already.
+    async fn company_name_of(&self, principal: &Principal, portal: PortalId) -> ServiceResult<Name> {
+        let tenant = principal.tenant_id();
+        let p = self
+            .storage
+            .get_portal(tenant, portal)
+            .await?
+            .ok_or_else(|| not_found("portal", portal.as_uuid()))?;
+        let company = self
+            .storage
+            .get_company(tenant, p.company_id)
+            .await?
+            .ok_or_else(|| not_found("portal", portal.as_uuid()))?;
+        Ok(company.name)
     }
 
     /// Deletes a portal; `confirmation` must be its exact name.

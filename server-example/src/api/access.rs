@@ -17,13 +17,16 @@
 //! the contact session only: a staff token there is 401.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use portal_core::access::{AccessLink, ContactSession};
+use portal_core::access::{
+    AccessLink, ContactSession, VERIFIED_BROWSER_LIFETIME, verified_browser_cookie_name, verified_browser_ok,
+    verified_browser_value,
+};
 use portal_core::auth::{self, SecretToken};
-use portal_core::id::{AccessLinkId, ContactId, PortalId};
-use portal_core::service::IssuedLink;
+use portal_core::id::{AccessLinkId, ContactId, PortalId, TenantId};
+use portal_core::service::{CodeVerdict, IssuedLink, OpenedSession};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,6 +47,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(regenerate_link))
         .routes(routes!(revoke_access))
         .routes(routes!(open_link))
+        .routes(routes!(verify_code))
         .routes(routes!(contact_portal))
         .routes(routes!(contact_access))
         .routes(routes!(contact_sign_out))
@@ -294,28 +298,30 @@ async fn revoke_access(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Opens an access link (CON-4): a contact session of the link's portal, answered once and set
-/// as the `portal_contact_session` cookie; the access is recorded in the portal's activity. Any
-/// link that opens nothing answers the same 404 `link_not_found`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/access",
-    tag = "access",
-    security(()),
-    request_body = OpenLinkRequest,
-    responses(
-        (status = 200, description = "A contact session of the link's portal.", body = ContactSessionCreated),
-        (status = 404, description = "The link opens nothing (`link_not_found`), or no tenant at this host (`unknown_host`).", body = ErrorBody),
-        (status = 422, description = "The body is not an open request (`invalid_body`).", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address (`too_many_attempts`).", body = ErrorBody),
-    )
-)]
-async fn open_link(
-    State(state): State<AppState>,
-    TenantHost(tenant): TenantHost,
-    ClientAddr(address): ClientAddr,
-    Json(request): Json<OpenLinkRequest>,
-) -> Result<Response, ApiError> {
+/// The answer to opening a link from a browser not verified for the link's contact (CON-5): a
+/// one-time code is on its way to the contact's mailbox. Unknown and known links get this same
+/// answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CodeSent {
+    /// Send it back with the code to `POST /api/v1/access/verify`. Shown once.
+    pub challenge: String,
+    /// When the code stops working (30 minutes).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A one-time code for a challenge.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct VerifyCodeRequest {
+    /// The `challenge` of the `202` answer to `POST /api/v1/access`.
+    #[schema(max_length = 256)]
+    pub challenge: String,
+    /// The six-digit code from the mail.
+    #[schema(max_length = 32, example = "042917")]
+    pub code: String,
+}
+
+/// Counts one opening or code try from `address` and refuses past the limit.
+async fn limit_address(state: &AppState, tenant: TenantId, address: std::net::IpAddr) -> Result<(), ApiError> {
     let now = state.clock.now();
     let attempts = state
         .storage
@@ -328,12 +334,12 @@ async fn open_link(
             retry_after_seconds: auth::retry_after_seconds(now),
         });
     }
-    let token = SecretToken::parse(&request.token).map_err(|_| ApiError::LinkNotFound)?;
-    let opened = state
-        .engine
-        .open_access_link(tenant, &token)
-        .await?
-        .ok_or(ApiError::LinkNotFound)?;
+    Ok(())
+}
+
+/// The answer that starts a contact session: the token once, and the session cookie; with
+/// `verified`, also the cookie that remembers this browser for the contact (CON-5).
+fn session_started(state: &AppState, opened: &OpenedSession, verified: bool) -> Response {
     tracing::info!(portal = %opened.session.portal_id, contact = %opened.session.contact_id, "contact session started");
     let session_token = opened.token.encode();
     let cookie = contact_session_cookie(&session_token, false, state.settings.secure_cookies);
@@ -345,9 +351,122 @@ async fn open_link(
     };
     let mut response = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
-    Ok(no_store(response))
+    if verified {
+        let s = &opened.session;
+        let expires = state.clock.now() + VERIFIED_BROWSER_LIFETIME;
+        let value = verified_browser_value(&state.master_key, s.tenant_id, s.contact_id, expires);
+        let secure = if state.settings.secure_cookies { "; Secure" } else { "" };
+        let cookie = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            verified_browser_cookie_name(s.contact_id),
+            VERIFIED_BROWSER_LIFETIME.num_seconds()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    no_store(response)
+}
+
+/// Opens an access link (CON-4): a contact session of the link's portal, answered once and set
+/// as the `portal_contact_session` cookie; the access is recorded in the portal's activity. Any
+/// link that opens nothing answers the same 404 `link_not_found`.
+///
+/// With forwarded-link protection (CON-5, a tenant setting, on by default), a browser that does
+/// not carry the contact's verified-browser cookie gets `202` instead: a one-time code is mailed
+/// to the contact, to be sent with the answer's `challenge` to `POST /api/v1/access/verify`.
+/// Then every link, known or not, answers `202` alike.
+#[utoipa::path(
+    post,
+    path = "/api/v1/access",
+    tag = "access",
+    security(()),
+    request_body = OpenLinkRequest,
+    responses(
+        (status = 200, description = "A contact session of the link's portal.", body = ContactSessionCreated),
+        (status = 202, description = "A one-time code was mailed to the link's contact (forwarded-link protection).", body = CodeSent),
+        (status = 404, description = "The link opens nothing (`link_not_found`), or no tenant at this host (`unknown_host`).", body = ErrorBody),
+        (status = 422, description = "The body is not an open request (`invalid_body`).", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn open_link(
+    State(state): State<AppState>,
+    TenantHost(tenant): TenantHost,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    Json(request): Json<OpenLinkRequest>,
+) -> Result<Response, ApiError> {
+    limit_address(&state, tenant, address).await?;
+    let token = SecretToken::parse(&request.token).map_err(|_| ApiError::LinkNotFound)?;
+    let protected = state
+        .storage
+        .get_tenant(tenant)
+        .await
+        .map_err(|e| ApiError::Service(e.into()))?
+        .is_some_and(|t| t.settings.forwarded_link_protection);
+    if protected {
+        let now = state.clock.now();
+        let link = state.engine.find_access_link(tenant, &token).await?;
+        let verified = link.as_ref().is_some_and(|l| {
+            crate::auth::cookie(&headers, &verified_browser_cookie_name(l.contact_id))
+                .is_some_and(|v| verified_browser_ok(&state.master_key, tenant, l.contact_id, v, now))
+        });
+        if !verified {
+            let challenge = state.engine.request_access_code(tenant, &token).await?;
+            let body = CodeSent {
+                challenge: challenge.token.encode(),
+                expires_at: challenge.expires_at,
+            };
+            return Ok(no_store((StatusCode::ACCEPTED, Json(body)).into_response()));
+        }
+    }
+    let opened = state
+        .engine
+        .open_access_link(tenant, &token)
+        .await?
+        .ok_or(ApiError::LinkNotFound)?;
+    Ok(session_started(&state, &opened, false))
+}
+
+/// Opens the portal with the one-time code of a `202` answer (CON-5): a contact session, as
+/// `POST /api/v1/access` answers it, and a long-lived cookie that lets this browser open the
+/// contact's links without a code from now on. A wrong, expired or used code, or an unknown
+/// challenge, answers `400 invalid_code` alike; after five tries of one challenge
+/// `429 code_attempts_exhausted` (open the link again for a new code).
+#[utoipa::path(
+    post,
+    path = "/api/v1/access/verify",
+    tag = "access",
+    security(()),
+    request_body = VerifyCodeRequest,
+    responses(
+        (status = 200, description = "A contact session of the link's portal; the browser is now verified for the contact.", body = ContactSessionCreated),
+        (status = 400, description = "The code opens nothing (`invalid_code`).", body = ErrorBody),
+        (status = 404, description = "No tenant at this host (`unknown_host`).", body = ErrorBody),
+        (status = 422, description = "The body is not a code (`invalid_body`).", body = ErrorBody),
+        (status = 429, description = "Too many tries of this code (`code_attempts_exhausted`) or from this address (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn verify_code(
+    State(state): State<AppState>,
+    TenantHost(tenant): TenantHost,
+    ClientAddr(address): ClientAddr,
+    Json(request): Json<VerifyCodeRequest>,
+) -> Result<Response, ApiError> {
+    limit_address(&state, tenant, address).await?;
+    let challenge = SecretToken::parse(&request.challenge).map_err(|_| ApiError::InvalidCode)?;
+    match state
+        .engine
+        .verify_access_code(tenant, &challenge, request.code.trim())
+        .await?
+    {
+        CodeVerdict::Opened(opened) => Ok(session_started(&state, &opened, true)),
+        CodeVerdict::Refused => Err(ApiError::InvalidCode),
+        CodeVerdict::Exhausted => Err(ApiError::CodeAttemptsExhausted),
+    }
 }
 
 /// The contact's portal: its overview, while the portal is active (ONB-4).

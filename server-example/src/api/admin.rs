@@ -51,6 +51,9 @@ pub struct TenantRequest {
     /// The settings of client links (access link expiry, BYD-4); left out, they stay as they are.
     #[serde(default)]
     pub link_settings: Option<LinkSettings>,
+    /// Branding of mail and pages (BRD-1); left out, it stays as it is.
+    #[serde(default)]
+    pub branding: Option<portal_core::tenant::Branding>,
 }
 
 /// A host name the tenant is served at.
@@ -195,6 +198,7 @@ async fn update_tenant(
             request.name,
             request.settings,
             request.link_settings,
+            request.branding,
         )
         .await?;
     Ok(Tagged(t.version, t))

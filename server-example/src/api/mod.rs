@@ -11,6 +11,7 @@ pub mod activity;
 pub mod admin;
 pub mod companies;
 pub mod contacts;
+pub mod outbox;
 pub mod portals;
 pub mod support;
 pub mod tasks;
@@ -32,4 +33,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(access::routes())
         .merge(tasks::routes())
         .merge(activity::routes())
+        .merge(outbox::routes())
 }

@@ -3,22 +3,36 @@
 use portal_core::company::{Company, Site};
 use portal_core::id::{RoleId, SiteId, StaffUserId, TemplateId};
 use portal_core::template::Template;
-use portal_core::tenant::{PermissionSet, Role, StaffUser, Tenant};
+use portal_core::tenant::{Branding, PermissionSet, Role, StaffUser, Tenant};
+use portal_core::value::{Email, Name};
 use sqlx::PgConnection;
 use sqlx::postgres::PgBindIterExt;
 use uuid::Uuid;
 
-use super::{Cx, cas, exec, scalar, version_refusal};
+use super::{Cx, PgQuery, cas, exec, scalar, version_refusal};
 use crate::batch::insert_template_document;
 use crate::error::{Step, already, not_found};
 
 const TENANT_VERSION: &str = "SELECT version FROM tenant WHERE tenant_id = $1 AND tenant_id = $2";
 const INSERT_TENANT: &str = "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, \
-         forwarded_link_protection, version, created_at, access_link_expiry_days) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+         forwarded_link_protection, version, created_at, access_link_expiry_days, app_name, logo_url, \
+         primary_colour, sender_name, sender_email, reply_to) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
 const UPDATE_TENANT: &str = "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, \
-         forwarded_link_protection = $6, version = $7, created_at = $8, access_link_expiry_days = $9 \
+         forwarded_link_protection = $6, version = $7, created_at = $8, access_link_expiry_days = $9, \
+         app_name = $10, logo_url = $11, primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15 \
      WHERE tenant_id = $1 AND version = $2";
+
+/// Binds a tenant's branding, in the order of the columns above.
+fn bind_branding<'q>(query: PgQuery<'q>, b: &'q Branding) -> PgQuery<'q> {
+    query
+        .bind(b.app_name.as_ref().map(Name::as_str))
+        .bind(b.logo_url.as_deref())
+        .bind(b.primary_colour.as_str())
+        .bind(b.sender_name.as_ref().map(Name::as_str))
+        .bind(b.sender_email.as_ref().map(Email::as_str))
+        .bind(b.reply_to.as_ref().map(Email::as_str))
+}
 
 pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &Tenant) -> Step {
     let query = sqlx::query(INSERT_TENANT)
@@ -30,6 +44,7 @@ pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.version)
         .bind(tenant.created_at)
         .bind(i32::from(tenant.link_settings.access_link_expiry_days));
+    let query = bind_branding(query, &tenant.branding);
     if exec(conn, cx, query).await? == 0 {
         return Err(already("tenant", &tenant.id));
     }
@@ -47,7 +62,7 @@ pub(super) async fn update_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.version)
         .bind(tenant.created_at)
         .bind(i32::from(tenant.link_settings.access_link_expiry_days));
-    let rows = exec(conn, cx, query).await?;
+    let rows = exec(conn, cx, bind_branding(query, &tenant.branding)).await?;
     cas(conn, cx, rows, TENANT_VERSION, "tenant", tenant.id.as_uuid(), expected).await
 }
 

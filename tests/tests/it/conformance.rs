@@ -27,6 +27,14 @@ macro_rules! conformance {
                 auth_hosts_sessions_and_attempts,
                 assigned_tasks_and_task_counts,
                 access_links_and_sessions,
+                outbox_messages_commit_sealed,
+                outbox_claim_and_mark_sent,
+                outbox_leases_and_fencing,
+                outbox_retry_and_requeue,
+                outbox_listing_pages_newest_first,
+                outbox_follows_deleted_portals_and_contacts,
+                tenant_branding_round_trips,
+                access_challenges,
             );
         }
     };

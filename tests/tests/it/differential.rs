@@ -248,7 +248,10 @@ async fn run(storage: Arc<dyn Storage>, ops: &[Op]) -> (Vec<String>, String) {
     ));
     snap.push(format!(
         "{:?}",
-        storage.list_queued_messages(t, 500).await.expect("storage")
+        storage
+            .list_messages(t, None, PageRequest::first(500))
+            .await
+            .expect("storage")
     ));
     (trace, snap.join("\n"))
 }

@@ -7,3 +7,4 @@ mod conformance;
 mod differential;
 mod http;
 mod migrations;
+mod smtp;

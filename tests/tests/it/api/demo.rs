@@ -17,6 +17,7 @@ async fn the_demo_is_seeded_once(store: &TestStore) {
         store.storage.clone(),
         Arc::new(SystemClock),
         Arc::new(OsEntropy),
+        Arc::new(portal_tests::harness::test_master_key()),
         ServerSettings::default(),
     );
     let first = setup::seed_demo(&state, Password::new("first demo password").expect("valid"))

@@ -7,6 +7,7 @@ mod bad_input;
 mod contacts;
 mod demo;
 mod flow;
+mod mail;
 mod walk;
 
 use std::net::SocketAddr;
@@ -51,7 +52,13 @@ impl World {
     /// local hosts).
     pub(crate) async fn start(storage: Arc<dyn Storage>) -> Self {
         let clock = Arc::new(TestClock::new());
-        let mut state = AppState::with_parts(storage, clock.clone(), Arc::new(OsEntropy), ServerSettings::default());
+        let mut state = AppState::with_parts(
+            storage,
+            clock.clone(),
+            Arc::new(OsEntropy),
+            Arc::new(portal_tests::harness::test_master_key()),
+            ServerSettings::default(),
+        );
         let password = || Password::new(PASSWORD).expect("a valid password");
         let a = setup::create_tenant(
             &state,
@@ -76,6 +83,10 @@ impl World {
         .await
         .expect("tenant B");
         state.settings.default_tenant = Some(a.tenant.id);
+        // Links open directly unless a test turns forwarded-link protection on (CON-5 tests do).
+        for t in [a.tenant.id, b.tenant.id] {
+            set_link_protection(&state, t, false).await;
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let addr = listener.local_addr().expect("the listener's address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -109,6 +120,7 @@ impl World {
             http,
             token: None,
             csrf: None,
+            cookie: None,
         }
     }
 
@@ -167,6 +179,34 @@ impl Reply {
     }
 }
 
+/// Turns a tenant's forwarded-link protection (CON-5) on or off, as its settings would.
+pub(crate) async fn set_link_protection(state: &AppState, tenant: TenantId, on: bool) {
+    let current = state
+        .storage
+        .get_tenant(tenant)
+        .await
+        .expect("storage")
+        .expect("the tenant");
+    let mut next = current.clone();
+    next.settings.forwarded_link_protection = on;
+    next.version += 1;
+    state
+        .storage
+        .commit_outcome(
+            tenant,
+            &portal_core::outcome::Outcome {
+                writes: vec![portal_core::outcome::Write::UpdateTenant {
+                    tenant: next,
+                    expected_version: current.version,
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("storage")
+        .expect("the update");
+}
+
 /// A client of one host, with or without a bearer session.
 #[derive(Clone)]
 pub(crate) struct Api {
@@ -174,6 +214,8 @@ pub(crate) struct Api {
     pub(crate) http: reqwest::Client,
     pub(crate) token: Option<String>,
     pub(crate) csrf: Option<String>,
+    /// A `Cookie` header sent with every request.
+    pub(crate) cookie: Option<String>,
 }
 
 impl Api {
@@ -203,6 +245,9 @@ impl Api {
         }
         if let Some(v) = if_match {
             req = req.header("if-match", v);
+        }
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
         }
         let res = req.send().await.expect("the request is sent");
         let status = res.status();

@@ -25,6 +25,9 @@ const PUBLIC: &[(&str, &str)] = &[
     // bad link answers 404 `link_not_found` and openings are limited per address; covered by
     // tests/tests/it/api/access.rs.
     ("post", "/api/v1/access"),
+    // The one-time code of forwarded-link protection (CON-5): the challenge and code in the body
+    // are the credential; covered by tests/tests/it/api/mail.rs.
+    ("post", "/api/v1/access/verify"),
 ];
 
 /// Routes of a contact session (CON-4, BYD-4): every staff token is refused there (401), as is a
@@ -290,6 +293,9 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
         // activity
         ("get", "/api/v1/portals/{portal_id}/activity", None),
         ("get", "/api/v1/activity", None),
+        // outbox
+        ("get", "/api/v1/outbox", None),
+        ("post", "/api/v1/outbox/{message_id}/retry", None),
     ];
     entries.into_iter().map(|(m, p, b)| ((m, p), b)).collect()
 }
@@ -400,6 +406,9 @@ async fn fixture(admin: &Api) -> Fixture {
     );
     ids.insert("role_id", id(&nobody_role));
     ids.insert("user_id", id(&nobody));
+    // The portal started active, so its contacts' invitations are in the outbox.
+    let outbox = admin.get("/api/v1/outbox").await.expect(200);
+    ids.insert("message_id", id(&outbox["items"][0]));
     Fixture {
         ids,
         template_phase: template["phases"][0]["id"]
@@ -445,6 +454,7 @@ async fn snapshot(storage: &dyn Storage, t: TenantId) -> Value {
         "portals": states,
         "comments": comments,
         "activity": storage.list_activity(t, &ActivityFilter::default(), PageRequest::first(500)).await.expect("storage"),
+        "outbox": storage.list_messages(t, None, PageRequest::first(500)).await.expect("storage"),
     })
 }
 
