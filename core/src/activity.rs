@@ -57,6 +57,7 @@ pub enum EventKind {
     ContactAccessRevoked,
     AccessLinkRegenerated,
     ContactAccessedPortal,
+    NotificationSent,
 }
 
 crate::string_enum!(EventKind {
@@ -103,6 +104,7 @@ crate::string_enum!(EventKind {
     ContactAccessRevoked => "contact_access_revoked",
     AccessLinkRegenerated => "access_link_regenerated",
     ContactAccessedPortal => "contact_accessed_portal",
+    NotificationSent => "notification_sent",
 });
 
 /// The kind of principal behind an event.

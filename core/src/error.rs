@@ -269,6 +269,14 @@ pub enum CommandError {
         /// How many there are.
         expected: usize,
     },
+    /// An action that needs a task of another evidence type (a meeting for a `meeting` task).
+    #[error("this needs a task with `{expected}` evidence; the task has `{actual}`")]
+    WrongEvidence {
+        /// The evidence type needed.
+        expected: crate::task::EvidenceType,
+        /// The task's.
+        actual: crate::task::EvidenceType,
+    },
 }
 
 fn fmt_ids(ids: &[Uuid]) -> String {
@@ -304,6 +312,7 @@ impl CommandError {
             Self::ConfirmationRequired { .. } => "confirmation_required",
             Self::AlreadyExists { .. } => "already_exists",
             Self::BadOrder { .. } => "bad_order",
+            Self::WrongEvidence { .. } => "wrong_evidence_type",
         }
     }
 }

@@ -212,7 +212,8 @@ const fn command_status(e: &CommandError) -> StatusCode {
         | E::TaskBlocked { .. }
         | E::PrimaryContact { .. }
         | E::DuplicateContactEmail { .. }
-        | E::AlreadyExists { .. } => StatusCode::CONFLICT,
+        | E::AlreadyExists { .. }
+        | E::WrongEvidence { .. } => StatusCode::CONFLICT,
     }
 }
 

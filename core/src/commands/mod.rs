@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod contact;
 pub mod draft;
+pub mod notify;
 pub mod portal;
 pub mod task;
 pub mod template;

@@ -7,6 +7,7 @@ mod access;
 mod admin;
 mod contacts;
 mod dashboard;
+mod notify;
 mod outbox;
 
 pub use access::{CodeChallenge, CodeVerdict, IssuedLink, OpenedSession};

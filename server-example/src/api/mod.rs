@@ -11,6 +11,7 @@ pub mod activity;
 pub mod admin;
 pub mod companies;
 pub mod contacts;
+pub mod notify;
 pub mod outbox;
 pub mod portals;
 pub mod support;
@@ -34,4 +35,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(tasks::routes())
         .merge(activity::routes())
         .merge(outbox::routes())
+        .merge(notify::routes())
 }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use mail_parser::MimeHeaders as _;
 use portal_core::auth::SecretToken;
 use portal_core::mail::Mailbox;
 use portal_core::value::Email;
@@ -521,6 +522,222 @@ async fn forwarded_links_need_a_mailed_code(store: &TestStore) {
     }
     w.stop().await;
 }
+
+/// The calendar attached to a meeting mail, parsed: (METHOD, UID, SEQUENCE, DTSTART with its
+/// TZID).
+fn calendar_in(mail: &Received) -> (String, String, i64, String) {
+    let parsed = mail.parsed();
+    let ics = parsed
+        .attachments()
+        .find(|a| {
+            a.content_type()
+                .is_some_and(|c| c.ctype() == "text" && c.subtype() == Some("calendar"))
+        })
+        .map(|a| String::from_utf8(a.contents().to_vec()).expect("UTF-8"))
+        .expect("a text/calendar attachment");
+    let unfolded = icalendar::parser::unfold(&ics);
+    let cal = icalendar::parser::read_calendar(&unfolded).expect("a valid iCalendar");
+    let method = cal
+        .properties
+        .iter()
+        .find(|p| p.name == "METHOD")
+        .expect("METHOD")
+        .val
+        .to_string();
+    let event = cal.components.iter().find(|c| c.name == "VEVENT").expect("a VEVENT");
+    let prop = |name: &str| event.find_prop(name).unwrap_or_else(|| panic!("{name}"));
+    let start = prop("DTSTART");
+    let tzid = start
+        .params
+        .iter()
+        .find(|p| p.key == "TZID")
+        .and_then(|p| p.val.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    (
+        method,
+        prop("UID").val.to_string(),
+        prop("SEQUENCE").val.to_string().parse().expect("a number"),
+        format!("{tzid}:{}", start.val),
+    )
+}
+
+/// MAIL-1 and TSK-6 over HTTP: staff send a task summary, a phase summary, a reminder and a
+/// meeting invitation (then a move and a cancellation); each reaches the chosen contacts over
+/// SMTP with what it should say; bad requests are refused with their codes.
+#[allow(clippy::too_many_lines)]
+async fn staff_send_summaries_reminders_and_meetings(store: &TestStore) {
+    let w = world(store).await;
+    let sink = SmtpSink::start();
+    let worker = worker(&w, &sink);
+    let admin = w.signed_in(HOST_A, ADMIN_A).await;
+    let template = admin
+        .post(
+            "/api/v1/templates",
+            &json!({ "name": "Kick-off", "phases": [
+                { "name": "Start", "tasks": [
+                    { "key": "call", "title": "Kick-off call", "owner": "msp", "evidence": "meeting", "due_offset": 2 },
+                    { "key": "sign", "title": "Sign the agreement", "owner": "client", "evidence": "acknowledgement", "due_offset": 5 } ] },
+                { "name": "Network", "tasks": [
+                    { "key": "wifi", "title": "Share the Wi-Fi details", "owner": "client", "evidence": "none" } ] } ] }),
+        )
+        .await
+        .expect(201);
+    let company = admin
+        .post("/api/v1/companies", &json!({ "name": "Contoso" }))
+        .await
+        .expect(201);
+    let created = admin
+        .post(
+            &format!("/api/v1/companies/{}/portals", company["id"].as_str().expect("id")),
+            &json!({ "template_id": template["id"], "name": "Contoso onboarding", "contacts": [
+                { "name": "Pat Primary", "email": "pat@contoso.test", "role": "primary_contact", "primary": true },
+                { "name": "Ian IT", "email": "ian@contoso.test", "role": "it" } ] }),
+        )
+        .await
+        .expect(201);
+    let portal = created["portal"]["id"].as_str().expect("a portal").to_owned();
+    let ian = created["contacts"][1]["id"].as_str().expect("a contact").to_owned();
+    let call = created["tasks"][0]["id"].as_str().expect("a task").to_owned();
+    let sign = created["tasks"][1]["id"].as_str().expect("a task").to_owned();
+    let network = created["phases"][1]["phase"]["id"]
+        .as_str()
+        .expect("a phase")
+        .to_owned();
+    let summary = format!("/api/v1/portals/{portal}/notifications/task-summary");
+
+    // A draft portal mails nothing.
+    admin
+        .post(&summary, &json!({}))
+        .await
+        .expect_error(409, "wrong_portal_status");
+    transition(&admin, &portal, "active").await;
+    deliver(&worker, &sink, 2).await; // the invitations
+
+    // Task summary to everyone: every task with its status and due date.
+    let queued = admin.post(&summary, &json!({})).await.expect(202);
+    assert_eq!(queued["messages"].as_array().map(Vec::len), Some(2));
+    let mails = deliver(&worker, &sink, 2).await;
+    let text = mails[1].parsed().body_text(0).expect("text").into_owned();
+    for title in ["Kick-off call", "Sign the agreement", "Share the Wi-Fi details"] {
+        assert!(text.contains(title), "{title} in {text}");
+    }
+    assert!(
+        text.contains("2026-03-07") || text.contains("7 Mar"),
+        "a due date in {text}"
+    );
+    // Phase summary to Ian only: that phase's tasks only.
+    admin
+        .post(&summary, &json!({ "contacts": [ian], "phase_id": network }))
+        .await
+        .expect(202);
+    let mails = deliver(&worker, &sink, 1).await;
+    assert_eq!(mails[0].to, vec!["ian@contoso.test".to_owned()]);
+    let text = mails[0].parsed().body_text(0).expect("text").into_owned();
+    assert!(
+        text.contains("Share the Wi-Fi details") && !text.contains("Kick-off call"),
+        "{text}"
+    );
+    // A reminder about one task, three days later: it is due soon.
+    w.clock.advance(chrono::Duration::days(3));
+    let admin = w.signed_in(HOST_A, ADMIN_A).await; // staff sessions last 12 hours
+    admin
+        .post(
+            &format!("/api/v1/portals/{portal}/tasks/{sign}/reminders"),
+            &json!({ "contacts": [ian] }),
+        )
+        .await
+        .expect(202);
+    let mails = deliver(&worker, &sink, 1).await;
+    let subject = mails[0].parsed().subject().expect("a subject").to_owned();
+    assert!(subject.contains("Sign the agreement"), "{subject}");
+
+    // A meeting: an ICS request; moved: same UID, larger SEQUENCE; cancelled: CANCEL.
+    let meeting = format!("/api/v1/portals/{portal}/tasks/{call}/meeting");
+    let at = |h: u32| format!("2026-03-10T{h:02}:00:00Z");
+    admin
+        .post(
+            &meeting,
+            &json!({ "meeting": { "starts_at": at(14), "duration_minutes": 60, "location": "https://meet.example/abc" } }),
+        )
+        .await
+        .expect(202);
+    let first = deliver(&worker, &sink, 2).await;
+    let (method, uid, seq1, start) = calendar_in(&first[0]);
+    assert_eq!(method, "REQUEST");
+    assert_eq!(start, "Europe/London:20260310T140000");
+    w.clock.advance(chrono::Duration::minutes(5));
+    admin
+        .post(
+            &meeting,
+            &json!({ "meeting": { "starts_at": at(15), "duration_minutes": 30 }, "contacts": [ian] }),
+        )
+        .await
+        .expect(202);
+    let moved = deliver(&worker, &sink, 1).await;
+    let (method, uid2, seq2, start) = calendar_in(&moved[0]);
+    assert_eq!((method.as_str(), uid2.as_str()), ("REQUEST", uid.as_str()));
+    assert!(seq2 > seq1, "{seq2} > {seq1}");
+    assert_eq!(start, "Europe/London:20260310T150000");
+    w.clock.advance(chrono::Duration::minutes(5));
+    admin
+        .post(
+            &meeting,
+            &json!({ "meeting": { "starts_at": at(15), "duration_minutes": 30, "cancelled": true } }),
+        )
+        .await
+        .expect(202);
+    let cancelled = deliver(&worker, &sink, 2).await;
+    let (method, uid3, seq3, _) = calendar_in(&cancelled[0]);
+    assert_eq!((method.as_str(), uid3.as_str()), ("CANCEL", uid.as_str()));
+    assert!(seq3 > seq2);
+
+    // Bad requests.
+    admin
+        .post(
+            &format!("/api/v1/portals/{portal}/tasks/{sign}/meeting"),
+            &json!({ "meeting": { "starts_at": at(14), "duration_minutes": 60 } }),
+        )
+        .await
+        .expect_error(409, "wrong_evidence_type");
+    admin
+        .post(
+            &meeting,
+            &json!({ "meeting": { "starts_at": at(14), "duration_minutes": 1 } }),
+        )
+        .await
+        .expect_error(422, "invalid_value");
+    admin
+        .post(&summary, &json!({ "contacts": [] }))
+        .await
+        .expect_error(422, "empty_list");
+    admin
+        .post(&summary, &json!({ "contacts": [uuid::Uuid::new_v4()] }))
+        .await
+        .expect_error(404, "not_found");
+    admin
+        .post(&summary, &json!({ "phase_id": uuid::Uuid::new_v4() }))
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(
+        worker.run_once().await.expect("runs").claimed,
+        0,
+        "refusals queue nothing"
+    );
+    // Each send is in the activity log.
+    let log = admin
+        .get(&format!("/api/v1/portals/{portal}/activity?kind=notification_sent"))
+        .await
+        .expect(200);
+    assert_eq!(log["items"].as_array().map(Vec::len), Some(6), "{log}");
+    w.stop().await;
+}
+
+on_both_backends!(
+    api_mail_staff_send_summaries_reminders_and_meetings_on_sqlite,
+    api_mail_staff_send_summaries_reminders_and_meetings_on_postgres,
+    staff_send_summaries_reminders_and_meetings
+);
 
 on_both_backends!(
     api_mail_forwarded_links_need_a_mailed_code_on_sqlite,

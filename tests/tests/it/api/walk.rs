@@ -293,6 +293,22 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
         // activity
         ("get", "/api/v1/portals/{portal_id}/activity", None),
         ("get", "/api/v1/activity", None),
+        // staff-sent mail
+        (
+            "post",
+            "/api/v1/portals/{portal_id}/notifications/task-summary",
+            Some(json!({})),
+        ),
+        (
+            "post",
+            "/api/v1/portals/{portal_id}/tasks/{task_id}/reminders",
+            Some(json!({})),
+        ),
+        (
+            "post",
+            "/api/v1/portals/{portal_id}/tasks/{task_id}/meeting",
+            Some(json!({ "meeting": { "starts_at": "2026-03-10T14:00:00Z", "duration_minutes": 30 } })),
+        ),
         // outbox
         ("get", "/api/v1/outbox", None),
         ("post", "/api/v1/outbox/{message_id}/retry", None),

@@ -1,0 +1,379 @@
+//! Mail that staff send about an active portal (MAIL-1, TSK-6): a summary of every task, a
+//! summary of one phase, a reminder about one task, and a meeting invitation for a `meeting`
+//! task. Each goes to the contacts staff choose (all contacts of the portal by default) and is
+//! recorded as one `notification_sent` event.
+//!
+//! # Rules
+//!
+//! - Sending needs [`Action::EditPortal`] and an `active` portal (`wrong_portal_status`
+//!   otherwise): clients hear about a portal only while it is live (ONB-4).
+//! - Recipients are contact ids of the portal, each once; an unknown id is `not_found`, an empty
+//!   list `empty_list`.
+//! - What the mail shows is a snapshot taken now (titles, statuses, due dates and due states
+//!   reckoned for today in the tenant's time zone, TSK-2); nothing secret is in it.
+//! - A meeting needs a task with `meeting` evidence (`wrong_evidence_type`), lasts 5 minutes to
+//!   24 hours, and has a stable UID per task (`task-<id>@portal`); each send carries a larger
+//!   SEQUENCE (minutes since 2026-01-01), so a moved meeting updates the attendees' calendar
+//!   entry instead of adding a second one, and a cancellation (`cancelled`) removes it.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::portal::{portal_resource, scope};
+use super::{Ctx, allow};
+use crate::activity::EventKind;
+use crate::error::{CommandError, ValueError};
+use crate::id::{ContactId, PhaseId, TaskId};
+use crate::lifecycle::PortalStatus;
+use crate::mail::{MailKind, OutboundMessage};
+use crate::outcome::Outcome;
+use crate::policy::{Action, Principal};
+use crate::portal::{Contact, PortalState};
+use crate::progress::progress;
+use crate::task::{EvidenceType, Task, due_state};
+use crate::tenant::{TenantSettings, TimeZone};
+use crate::value::{Description, Email, Name, Title};
+
+/// What a notification needs beyond the portal: the tenant's settings (time zone) and the
+/// client company's name.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyEnv<'a> {
+    /// The tenant's settings.
+    pub settings: &'a TenantSettings,
+    /// The client company's name.
+    pub company_name: &'a Name,
+}
+
+/// A meeting to invite contacts to (TSK-6 `meeting` evidence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MeetingRequest {
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// How long it lasts, 5 to 1,440 minutes.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 1440))]
+    pub duration_minutes: u32,
+    /// The time zone the invitation shows; the tenant's when left out.
+    #[serde(default)]
+    pub time_zone: Option<TimeZone>,
+    /// Its title; the task's title when left out.
+    #[serde(default)]
+    pub title: Option<Title>,
+    /// An optional description.
+    #[serde(default)]
+    pub description: Option<Description>,
+    /// Where, or the meeting link (an `http(s)://` URL).
+    #[serde(default)]
+    pub location: Option<Title>,
+    /// A cancellation of the task's meeting instead of an invitation.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// Shortest meeting, in minutes.
+pub const MIN_MEETING_MINUTES: u32 = 5;
+/// Longest meeting, in minutes.
+pub const MAX_MEETING_MINUTES: u32 = 1_440;
+
+fn require_active(state: &PortalState) -> Result<(), CommandError> {
+    match state.portal.status {
+        PortalStatus::Active => Ok(()),
+        actual => Err(CommandError::PortalStatus {
+            required: PortalStatus::Active,
+            actual,
+        }),
+    }
+}
+
+/// The contacts to write to: the chosen ones, each once, or every contact.
+fn recipients<'a>(state: &'a PortalState, chosen: Option<&[ContactId]>) -> Result<Vec<&'a Contact>, CommandError> {
+    let Some(ids) = chosen else {
+        return Ok(state.contacts.iter().collect());
+    };
+    if ids.is_empty() {
+        return Err(CommandError::EmptyList { what: "contacts" });
+    }
+    let mut out: Vec<&Contact> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let c = state
+            .contacts
+            .iter()
+            .find(|c| c.id == *id)
+            .ok_or(CommandError::NotFound {
+                entity: "contact",
+                id: id.as_uuid(),
+            })?;
+        if !out.iter().any(|o| o.id == c.id) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn task_of(state: &PortalState, id: TaskId) -> Result<&Task, CommandError> {
+    state.tasks.iter().find(|t| t.id == id).ok_or(CommandError::NotFound {
+        entity: "task",
+        id: id.as_uuid(),
+    })
+}
+
+fn task_view(state: &PortalState, t: &Task, today: NaiveDate) -> Value {
+    let phase = state
+        .phases
+        .iter()
+        .find(|p| p.id == t.phase_id)
+        .map(|p| p.name.as_str());
+    json!({
+        "title": t.title,
+        "phase": phase,
+        "status": t.status,
+        "due_date": t.due_date,
+        "due_state": due_state(t.due_date, t.status, today),
+        "owner": t.owner,
+    })
+}
+
+/// The tasks in portal order: by phase position, then task position.
+fn ordered(state: &PortalState) -> Vec<&Task> {
+    let mut tasks: Vec<&Task> = state.tasks.iter().collect();
+    let phase_pos = |t: &Task| {
+        state
+            .phases
+            .iter()
+            .find(|p| p.id == t.phase_id)
+            .map_or(i32::MAX, |p| p.position)
+    };
+    tasks.sort_by_key(|t| (phase_pos(t), t.position));
+    tasks
+}
+
+/// What one notification says: its kind, the payload every recipient gets (plus their name),
+/// and the event's summary and details.
+struct Notice {
+    kind: MailKind,
+    payload: Value,
+    summary: String,
+    details: Value,
+}
+
+/// One message per recipient and the event.
+fn send(principal: &Principal, ctx: &mut Ctx, state: &PortalState, to: &[&Contact], notice: Notice) -> Outcome {
+    let Notice {
+        kind,
+        payload,
+        summary,
+        mut details,
+    } = notice;
+    let p = &state.portal;
+    let mut messages = Vec::with_capacity(to.len());
+    for c in to {
+        let mut body = payload.clone();
+        body["contact_name"] = json!(c.name);
+        messages.push(OutboundMessage {
+            id: ctx.ids.next_id(),
+            tenant_id: p.tenant_id,
+            portal_id: Some(p.id),
+            contact_id: Some(c.id),
+            kind,
+            recipient: c.email.clone(),
+            recipient_name: Some(c.name.as_str().to_owned()),
+            payload: body,
+            secret: None,
+            created_at: ctx.now,
+        });
+    }
+    details["kind"] = json!(kind);
+    details["recipients"] = json!(to.iter().map(|c| c.id).collect::<Vec<_>>());
+    details["messages"] = json!(messages.iter().map(|m| m.id).collect::<Vec<_>>());
+    let ev = ctx.event(
+        principal,
+        p.tenant_id,
+        scope(p),
+        EventKind::NotificationSent,
+        summary,
+        details,
+    );
+    Outcome {
+        events: vec![ev],
+        messages,
+        ..Outcome::default()
+    }
+}
+
+/// Mails a summary of every task of the portal (or, with `phase`, of one phase) with status and
+/// due date to the chosen contacts.
+pub fn send_task_summary(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    env: NotifyEnv<'_>,
+    phase: Option<PhaseId>,
+    chosen: Option<&[ContactId]>,
+) -> Result<Outcome, CommandError> {
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    require_active(state)?;
+    let to = recipients(state, chosen)?;
+    let today = env.settings.time_zone.today(ctx.now);
+    let phase = phase
+        .map(|id| {
+            state
+                .phases
+                .iter()
+                .find(|ph| ph.id == id)
+                .ok_or(CommandError::NotFound {
+                    entity: "phase",
+                    id: id.as_uuid(),
+                })
+        })
+        .transpose()?;
+    let tasks: Vec<Value> = ordered(state)
+        .into_iter()
+        .filter(|t| phase.is_none_or(|ph| t.phase_id == ph.id))
+        .map(|t| task_view(state, t, today))
+        .collect();
+    let mut payload = json!({
+        "portal_name": p.name,
+        "company_name": env.company_name,
+        "progress_percent": progress(&state.phases, &state.tasks, today).percent,
+        "tasks": tasks,
+    });
+    let (kind, what) = match phase {
+        Some(ph) => {
+            payload["phase_name"] = json!(ph.name);
+            (MailKind::PhaseSummary, format!("Summary of phase {}", ph.name))
+        }
+        None => (MailKind::TaskSummary, "Task summary".to_owned()),
+    };
+    let notice = Notice {
+        kind,
+        summary: format!("{what} of {} sent to {} contact(s)", p.name, to.len()),
+        details: json!({ "phase_id": phase.map(|ph| ph.id) }),
+        payload,
+    };
+    Ok(send(principal, ctx, state, &to, notice))
+}
+
+/// Mails a reminder about one task to the chosen contacts; the reason is the task's due state
+/// (`overdue`, `due_soon`) or, for a task without a date or still on time, none.
+pub fn send_task_reminder(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    env: NotifyEnv<'_>,
+    task: TaskId,
+    chosen: Option<&[ContactId]>,
+) -> Result<Outcome, CommandError> {
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    require_active(state)?;
+    let t = task_of(state, task)?;
+    let to = recipients(state, chosen)?;
+    let today = env.settings.time_zone.today(ctx.now);
+    let reason = match due_state(t.due_date, t.status, today) {
+        Some(crate::task::DueState::Overdue) => Some("overdue"),
+        Some(crate::task::DueState::DueSoon) => Some("due_soon"),
+        _ => None,
+    };
+    let payload = json!({
+        "portal_name": p.name,
+        "company_name": env.company_name,
+        "task": task_view(state, t, today),
+        "reason": reason,
+    });
+    let notice = Notice {
+        kind: MailKind::TaskReminder,
+        payload,
+        summary: format!("Reminder about {} sent to {} contact(s)", t.title, to.len()),
+        details: json!({ "task_id": t.id, "reason": reason }),
+    };
+    Ok(send(principal, ctx, state, &to, notice))
+}
+
+/// The SEQUENCE of a meeting sent at `now`: minutes since 2026-01-01 UTC, so each later send of
+/// the same meeting (a move, a cancellation) is a larger number.
+fn sequence(now: DateTime<Utc>) -> i64 {
+    let epoch = DateTime::from_timestamp(1_767_225_600, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    (now - epoch).num_minutes().max(0)
+}
+
+/// A meeting and who organises it (the staff member sending it).
+#[derive(Debug, Clone, Copy)]
+pub struct Meeting<'a> {
+    /// The meeting.
+    pub request: &'a MeetingRequest,
+    /// The organiser's name.
+    pub organizer_name: &'a Name,
+    /// The organiser's address.
+    pub organizer_email: &'a Email,
+}
+
+/// Invites the chosen contacts to the meeting of a `meeting` task (or cancels it), with an ICS
+/// attachment.
+pub fn send_meeting_invitation(
+    principal: &Principal,
+    ctx: &mut Ctx,
+    state: &PortalState,
+    env: NotifyEnv<'_>,
+    task: TaskId,
+    meeting: Meeting<'_>,
+    chosen: Option<&[ContactId]>,
+) -> Result<Outcome, CommandError> {
+    let Meeting {
+        request: meeting,
+        organizer_name,
+        organizer_email,
+    } = meeting;
+    let p = &state.portal;
+    allow(principal, Action::EditPortal, &portal_resource(p))?;
+    require_active(state)?;
+    let t = task_of(state, task)?;
+    if t.evidence != EvidenceType::Meeting {
+        return Err(CommandError::WrongEvidence {
+            expected: EvidenceType::Meeting,
+            actual: t.evidence,
+        });
+    }
+    if !(MIN_MEETING_MINUTES..=MAX_MEETING_MINUTES).contains(&meeting.duration_minutes) {
+        return Err(ValueError::OutOfRange {
+            field: "duration_minutes",
+            min: MIN_MEETING_MINUTES.into(),
+            max: MAX_MEETING_MINUTES.into(),
+            actual: meeting.duration_minutes.into(),
+        }
+        .into());
+    }
+    let to = recipients(state, chosen)?;
+    let ends_at = meeting.starts_at + Duration::minutes(meeting.duration_minutes.into());
+    let zone = meeting.time_zone.unwrap_or(env.settings.time_zone);
+    let title = meeting.title.as_ref().unwrap_or(&t.title);
+    let payload = json!({
+        "portal_name": p.name,
+        "company_name": env.company_name,
+        "title": title,
+        "description": meeting.description,
+        "location": meeting.location,
+        "starts_at": meeting.starts_at,
+        "ends_at": ends_at,
+        "time_zone": zone,
+        "uid": format!("task-{}@portal", t.id),
+        "sequence": sequence(ctx.now),
+        "organizer_name": organizer_name,
+        "organizer_email": organizer_email,
+        "cancelled": meeting.cancelled,
+    });
+    let what = if meeting.cancelled {
+        "Meeting cancellation"
+    } else {
+        "Meeting invitation"
+    };
+    let notice = Notice {
+        kind: MailKind::MeetingInvitation,
+        payload,
+        summary: format!("{what} for {} sent to {} contact(s)", t.title, to.len()),
+        details: json!({ "task_id": t.id, "starts_at": meeting.starts_at, "ends_at": ends_at, "cancelled": meeting.cancelled }),
+    };
+    Ok(send(principal, ctx, state, &to, notice))
+}
