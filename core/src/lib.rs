@@ -37,6 +37,7 @@ pub mod auth;
 #[cfg(test)]
 mod bad_input;
 pub mod commands;
+pub mod client_view;
 pub mod company;
 pub mod crypto;
 pub mod error;

@@ -14,7 +14,7 @@ use crate::lifecycle::PortalStatus;
 use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, Principal, Resource};
 use crate::portal::{MAX_TASKS, PortalState};
-use crate::task::{Comment, Task, TaskOwner, TaskStatus};
+use crate::task::{Comment, EvidenceType, Task, TaskOwner, TaskStatus};
 use crate::tenant::StaffUser;
 use crate::value::{CommentBody, Reason};
 
@@ -260,6 +260,16 @@ pub fn complete_task(
     };
     let task = target(principal, state, id, action, Some(expected_version))?;
     require_status(state, PortalStatus::Active)?;
+    // A contact completes by hand only tasks whose completion is the evidence; the others
+    // complete through their evidence (a signature, an upload, answers).
+    if matches!(principal, Principal::Contact(_))
+        && !matches!(task.evidence, EvidenceType::Acknowledgement | EvidenceType::None)
+    {
+        return Err(CommandError::WrongEvidence {
+            expected: EvidenceType::Acknowledgement,
+            actual: task.evidence,
+        });
+    }
     match task.status {
         TaskStatus::Pending | TaskStatus::InProgress => {}
         TaskStatus::Blocked => return Err(blocked(state, task)),

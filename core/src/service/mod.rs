@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 mod access;
 mod admin;
+mod client;
 mod contacts;
 mod dashboard;
 mod notify;

@@ -25,6 +25,7 @@ use portal_core::access::{
     verified_browser_value,
 };
 use portal_core::auth::{self, SecretToken};
+use portal_core::client_view::ClientPortal;
 use portal_core::id::{AccessLinkId, ContactId, PortalId, TenantId};
 use portal_core::service::{CodeVerdict, IssuedLink, OpenedSession};
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,6 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::portals::{PortalOverview, build_overview};
 use super::support::Tagged;
 use crate::app::AppState;
 use crate::auth::{ClientAddr, Contact, Staff, TenantHost, contact_session_cookie};
@@ -469,38 +469,23 @@ async fn verify_code(
     }
 }
 
-/// The contact's portal: its overview, while the portal is active (ONB-4).
+/// The contact's portal as the contact sees it, while the portal is active (ONB-4, BYD-4):
+/// phases, tasks with status, due date and due state, checklists, progress, and which tasks the
+/// contact may work on; none of the MSP's internals (assignees, staff, reasons, other contacts).
 #[utoipa::path(
     get,
     path = "/api/v1/contact/portal",
     tag = "contact",
     security(("bearer" = []), ("contact_cookie" = [])),
     responses(
-        (status = 200, description = "The portal's overview.", body = PortalOverview, headers(("ETag" = String, description = "The portal's version."))),
+        (status = 200, description = "The portal as the contact sees it.", body = ClientPortal, headers(("ETag" = String, description = "The portal's version."))),
         (status = 401, description = "No valid contact session (`unauthenticated`, `invalid_session`).", body = ErrorBody),
         (status = 404, description = "The portal is not live (`not_found`).", body = ErrorBody),
     )
 )]
-async fn contact_portal(State(state): State<AppState>, contact: Contact) -> Result<Tagged<PortalOverview>, ApiError> {
-    let principal = &contact.principal;
-    let (portal, progress) = state.engine.portal_overview(principal, contact.portal_id).await?;
-    // The policy let the contact read the portal; its company's name is part of the overview.
-    let company = state
-        .storage
-        .get_company(principal.tenant_id(), portal.portal.company_id)
-        .await
-        .map_err(|e| ApiError::Service(e.into()))?
-        .ok_or_else(|| {
-            ApiError::Service(
-                portal_core::CommandError::NotFound {
-                    entity: "company",
-                    id: portal.portal.company_id.as_uuid(),
-                }
-                .into(),
-            )
-        })?;
-    let o = build_overview(portal, progress, company.name);
-    Ok(Tagged(o.portal.version, o))
+async fn contact_portal(State(state): State<AppState>, contact: Contact) -> Result<Tagged<ClientPortal>, ApiError> {
+    let view = state.engine.contact_portal(&contact.principal).await?;
+    Ok(Tagged(view.version, view))
 }
 
 /// The contact's own links and live sessions (BYD-4).

@@ -10,6 +10,7 @@ pub mod access;
 pub mod activity;
 pub mod admin;
 pub mod companies;
+pub mod contact_tasks;
 pub mod contacts;
 pub mod notify;
 pub mod outbox;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(portals::routes())
         .merge(contacts::routes())
         .merge(access::routes())
+        .merge(contact_tasks::routes())
         .merge(tasks::routes())
         .merge(activity::routes())
         .merge(outbox::routes())

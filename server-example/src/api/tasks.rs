@@ -583,10 +583,10 @@ async fn set_checklist_item(
 }
 
 /// The keyset cursor of a task's comments: creation time, then id.
-type CommentCursor = (DateTime<Utc>, CommentId);
+pub(super) type CommentCursor = (DateTime<Utc>, CommentId);
 
 /// One page of a thread: the comments after the cursor, oldest first.
-fn comment_page(mut comments: Vec<Comment>, request: &PageRequest<CommentCursor>) -> Vec<Comment> {
+pub(super) fn comment_page(mut comments: Vec<Comment>, request: &PageRequest<CommentCursor>) -> Vec<Comment> {
     comments.sort_by_key(|c| (c.created_at, c.id));
     comments
         .into_iter()

@@ -122,8 +122,8 @@ async fn links_open_portals_and_die_when_revoked(store: &TestStore) {
     assert_eq!(s1["portal_id"], portal.as_str());
     let pat_session = contact_client(&w, HOST_A, &s1);
     let overview = pat_session.get("/api/v1/contact/portal").await.expect(200);
-    assert_eq!(overview["portal"]["id"], portal.as_str());
-    assert_eq!(overview["portal"]["status"], "active");
+    assert_eq!(overview["id"], portal.as_str());
+    assert_eq!(overview["status"], "active");
     // The contact session is no staff session, and a staff session no contact session.
     pat_session
         .get(&format!("/api/v1/portals/{portal}"))

@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod bad_input;
+mod contact_work;
 mod contacts;
 mod demo;
 mod flow;

@@ -38,6 +38,10 @@ const CONTACT: &[(&str, &str)] = &[
     ("get", "/api/v1/contact/access"),
     ("post", "/api/v1/contact/sign-out"),
     ("post", "/api/v1/contact/sign-out-everywhere"),
+    ("get", "/api/v1/contact/tasks/{task_id}/comments"),
+    ("post", "/api/v1/contact/tasks/{task_id}/comments"),
+    ("put", "/api/v1/contact/tasks/{task_id}/checklist/{item_id}"),
+    ("post", "/api/v1/contact/tasks/{task_id}/complete"),
 ];
 
 /// Routes any signed-in staff user may call whatever their permissions: their own session and
@@ -236,6 +240,18 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
         ("get", "/api/v1/contact/access", None),
         ("post", "/api/v1/contact/sign-out", None),
         ("post", "/api/v1/contact/sign-out-everywhere", None),
+        ("get", "/api/v1/contact/tasks/{task_id}/comments", None),
+        (
+            "post",
+            "/api/v1/contact/tasks/{task_id}/comments",
+            Some(json!({ "body": "Hijacked" })),
+        ),
+        (
+            "put",
+            "/api/v1/contact/tasks/{task_id}/checklist/{item_id}",
+            Some(json!({ "done": true })),
+        ),
+        ("post", "/api/v1/contact/tasks/{task_id}/complete", None),
         // tasks
         ("get", "/api/v1/portals/{portal_id}/tasks/{task_id}", None),
         (
