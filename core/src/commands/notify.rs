@@ -377,3 +377,348 @@ pub fn send_meeting_invitation(
     };
     Ok(send(principal, ctx, state, &to, notice))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone as _};
+
+    use super::*;
+    use crate::auth::SecretToken;
+    use crate::commands::portal::{
+        StartOnboarding, TransitionEnv, TransitionRequest, start_onboarding, transition_portal,
+    };
+    use crate::company::Company;
+    use crate::id::{CompanyId, StaffUserId, TenantId};
+    use crate::outcome::Write;
+    use crate::policy::StaffPrincipal;
+    use crate::portal::{ContactInput, ContactRole};
+    use crate::task::{TaskOwner, TaskStatus};
+    use crate::template::{TaskKey, TemplateInput, TemplatePhaseInput, TemplateTaskInput};
+    use crate::tenant::{PermissionSet, Tenant};
+    use crate::value::{DayOffset, Priority};
+
+    fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn now() -> DateTime<Utc> {
+        ok(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().ok_or("a time"))
+    }
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: TenantId::from_uuid(uuid::Uuid::from_u128(1)),
+            name: ok(Name::parse("MSP")),
+            settings: TenantSettings::default(),
+            link_settings: crate::tenant::LinkSettings::default(),
+            branding: crate::tenant::Branding::default(),
+            version: 1,
+            created_at: now(),
+        }
+    }
+
+    fn admin() -> Principal {
+        Principal::Staff(StaffPrincipal {
+            tenant_id: tenant().id,
+            user_id: StaffUserId::from_uuid(uuid::Uuid::from_u128(2)),
+            email: ok(Email::parse("a@msp.example.com")),
+            permissions: PermissionSet::all(),
+        })
+    }
+
+    fn task(key: &str, evidence: EvidenceType, due: Option<u16>) -> TemplateTaskInput {
+        TemplateTaskInput {
+            key: ok(TaskKey::parse(key)),
+            title: ok(Title::parse(key)),
+            description: Description::empty(),
+            owner: TaskOwner::Client,
+            evidence,
+            priority: Priority::Normal,
+            due_offset: due.map(|d| ok(DayOffset::parse(d.into()))),
+            checklist: vec![],
+            depends_on: vec![],
+            survey: vec![],
+        }
+    }
+
+    /// An active portal: phase P1 with `call` (meeting, due in 2 days) and `sign` (due in 5),
+    /// phase P2 with `wifi`; contacts Ann (primary) and Bo.
+    fn active() -> PortalState {
+        let t = tenant();
+        let mut ctx = Ctx::new(now(), [1; 16]);
+        let phase = |name: &str, tasks| TemplatePhaseInput {
+            name: ok(Name::parse(name)),
+            description: Description::empty(),
+            tasks,
+        };
+        let (_, o) = ok(crate::commands::template::create_template(
+            &admin(),
+            &mut ctx,
+            &TemplateInput {
+                name: ok(Name::parse("T")),
+                description: Description::empty(),
+                phases: vec![
+                    phase(
+                        "P1",
+                        vec![
+                            task("call", EvidenceType::Meeting, Some(2)),
+                            task("sign", EvidenceType::Signature, Some(5)),
+                        ],
+                    ),
+                    phase("P2", vec![task("wifi", EvidenceType::None, None)]),
+                ],
+            },
+        ));
+        let Some(Write::InsertTemplate(tpl)) = o.writes.first() else {
+            panic!("a template")
+        };
+        let company = Company {
+            id: CompanyId::from_uuid(uuid::Uuid::from_u128(3)),
+            tenant_id: t.id,
+            name: ok(Name::parse("Contoso")),
+            version: 1,
+            created_at: now(),
+        };
+        let contact = |n: &str, e: &str, primary| ContactInput {
+            name: ok(Name::parse(n)),
+            email: ok(Email::parse(e)),
+            role: ContactRole::It,
+            primary,
+        };
+        let req = StartOnboarding {
+            name: ok(Name::parse("Onboarding")),
+            contacts: vec![
+                contact("Ann", "ann@c.example", true),
+                contact("Bo", "bo@c.example", false),
+            ],
+            activate: true,
+        };
+        let seed = SecretToken::from_bytes([4; 32]);
+        let (_, o) = ok(start_onboarding(&admin(), &mut ctx, &t, &company, tpl, &req, &seed));
+        let Some(Write::InsertPortal(state)) = o.writes.into_iter().next() else {
+            panic!("a portal")
+        };
+        *state
+    }
+
+    fn env_of(t: &Tenant) -> (TenantSettings, Name) {
+        (t.settings.clone(), ok(Name::parse("Contoso")))
+    }
+
+    #[test]
+    fn summaries_go_to_every_contact_or_the_chosen_ones() {
+        let s = active();
+        let (settings, company) = env_of(&tenant());
+        let env = NotifyEnv {
+            settings: &settings,
+            company_name: &company,
+        };
+        let mut ctx = Ctx::new(now(), [2; 16]);
+        let o = ok(send_task_summary(&admin(), &mut ctx, &s, env, None, None));
+        assert_eq!(o.messages.len(), 2);
+        assert!(
+            o.messages
+                .iter()
+                .all(|m| m.kind == MailKind::TaskSummary && m.secret.is_none())
+        );
+        let titles: Vec<&str> = o.messages[0].payload["tasks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t["title"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(titles, ["call", "sign", "wifi"], "portal order");
+        assert_eq!(o.messages[0].payload["tasks"][0]["due_state"], "due_soon");
+        assert_eq!(o.events.len(), 1);
+        assert_eq!(o.events[0].kind, EventKind::NotificationSent);
+
+        let bo = s.contacts[1].id;
+        let p2 = s.phases[1].id;
+        let o = ok(send_task_summary(
+            &admin(),
+            &mut ctx,
+            &s,
+            env,
+            Some(p2),
+            Some(&[bo, bo]),
+        ));
+        assert_eq!(o.messages.len(), 1, "each contact once");
+        assert_eq!(o.messages[0].kind, MailKind::PhaseSummary);
+        assert_eq!(o.messages[0].recipient.as_str(), "bo@c.example");
+        assert_eq!(o.messages[0].payload["tasks"].as_array().map(Vec::len), Some(1));
+
+        assert_eq!(
+            send_task_summary(&admin(), &mut ctx, &s, env, None, Some(&[])).err(),
+            Some(CommandError::EmptyList { what: "contacts" })
+        );
+        let stranger = ContactId::from_uuid(uuid::Uuid::from_u128(99));
+        assert!(matches!(
+            send_task_summary(&admin(), &mut ctx, &s, env, None, Some(&[stranger])),
+            Err(CommandError::NotFound { entity: "contact", .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_is_sent_about_a_portal_that_is_not_active() {
+        let s = active();
+        let t = tenant();
+        let (settings, company) = env_of(&t);
+        let env = NotifyEnv {
+            settings: &settings,
+            company_name: &company,
+        };
+        let seed = SecretToken::from_bytes([5; 32]);
+        let req = TransitionRequest {
+            to: PortalStatus::Archived,
+            expected_version: s.portal.version,
+            confirm: true,
+        };
+        let mut ctx = Ctx::new(now(), [3; 16]);
+        let o = ok(transition_portal(
+            &admin(),
+            &mut ctx,
+            &s,
+            TransitionEnv::new(&t, &company, &seed),
+            req,
+        ));
+        let mut archived = s.clone();
+        for w in o.writes {
+            if let Write::UpdatePortal { portal, .. } = w {
+                archived.portal = portal;
+            }
+        }
+        assert!(matches!(
+            send_task_summary(&admin(), &mut ctx, &archived, env, None, None),
+            Err(CommandError::PortalStatus { .. })
+        ));
+    }
+
+    #[test]
+    fn reminders_say_why_and_meetings_keep_their_uid_and_grow_their_sequence() {
+        let s = active();
+        let (settings, company) = env_of(&tenant());
+        let env = NotifyEnv {
+            settings: &settings,
+            company_name: &company,
+        };
+        let call = s.tasks.iter().find(|t| t.title.as_str() == "call").map(|t| t.id);
+        let sign = s.tasks.iter().find(|t| t.title.as_str() == "sign").map(|t| t.id);
+        let (call, sign) = (ok(call.ok_or("call")), ok(sign.ok_or("sign")));
+        // Day 0: `call` is due in 2 days (due soon); day 3: overdue.
+        let o = ok(send_task_reminder(
+            &admin(),
+            &mut Ctx::new(now(), [4; 16]),
+            &s,
+            env,
+            call,
+            None,
+        ));
+        assert_eq!(o.messages[0].payload["reason"], "due_soon");
+        let later = now() + Duration::days(3);
+        let o = ok(send_task_reminder(
+            &admin(),
+            &mut Ctx::new(later, [4; 16]),
+            &s,
+            env,
+            call,
+            None,
+        ));
+        assert_eq!(o.messages[0].payload["reason"], "overdue");
+        let mut done = s.clone();
+        if let Some(t) = done.tasks.iter_mut().find(|t| t.id == call) {
+            t.status = TaskStatus::Completed;
+        }
+        let o = ok(send_task_reminder(
+            &admin(),
+            &mut Ctx::new(later, [4; 16]),
+            &done,
+            env,
+            call,
+            None,
+        ));
+        assert!(o.messages[0].payload["reason"].is_null());
+
+        let request = MeetingRequest {
+            starts_at: now() + Duration::days(1),
+            duration_minutes: 45,
+            time_zone: None,
+            title: None,
+            description: None,
+            location: Some(ok(Title::parse("https://meet.example/x"))),
+            cancelled: false,
+        };
+        let (name, email) = (ok(Name::parse("Ada")), ok(Email::parse("ada@msp.example.com")));
+        let meeting = |r| Meeting {
+            request: r,
+            organizer_name: &name,
+            organizer_email: &email,
+        };
+        let first = ok(send_meeting_invitation(
+            &admin(),
+            &mut Ctx::new(now(), [5; 16]),
+            &s,
+            env,
+            call,
+            meeting(&request),
+            None,
+        ));
+        let moved = MeetingRequest {
+            duration_minutes: 30,
+            ..request.clone()
+        };
+        let second = ok(send_meeting_invitation(
+            &admin(),
+            &mut Ctx::new(now() + Duration::minutes(10), [6; 16]),
+            &s,
+            env,
+            call,
+            meeting(&moved),
+            None,
+        ));
+        let p1 = &first.messages[0].payload;
+        let p2 = &second.messages[0].payload;
+        assert_eq!(p1["uid"], p2["uid"]);
+        assert!(p2["sequence"].as_i64() > p1["sequence"].as_i64());
+        assert_eq!(p1["title"], "call");
+        assert_eq!(p1["time_zone"], "UTC");
+        assert_eq!(p1["organizer_email"], "ada@msp.example.com");
+        assert!(matches!(
+            send_meeting_invitation(
+                &admin(),
+                &mut Ctx::new(now(), [7; 16]),
+                &s,
+                env,
+                sign,
+                meeting(&request),
+                None
+            ),
+            Err(CommandError::WrongEvidence {
+                expected: EvidenceType::Meeting,
+                actual: EvidenceType::Signature
+            })
+        ));
+        for bad in [0, 4, 1_441] {
+            let r = MeetingRequest {
+                duration_minutes: bad,
+                ..request.clone()
+            };
+            assert!(matches!(
+                send_meeting_invitation(
+                    &admin(),
+                    &mut Ctx::new(now(), [8; 16]),
+                    &s,
+                    env,
+                    call,
+                    Meeting {
+                        request: &r,
+                        organizer_name: &name,
+                        organizer_email: &email,
+                    },
+                    None
+                ),
+                Err(CommandError::Value(ValueError::OutOfRange {
+                    field: "duration_minutes",
+                    ..
+                }))
+            ));
+        }
+    }
+}
