@@ -1,7 +1,7 @@
 //! # portal-benches
 //!
 //! Seeded data sets and the benchmarks of the MSP portal engine, held against the targets of
-//! the project's `PERFORMANCE.md` (PERF-1, PERF-2, PERF-4, PERF-5 and PERF-10 so far).
+//! the project's `PERFORMANCE.md` (PERF-1, PERF-2, PERF-4, PERF-5, PERF-9 and PERF-10 so far).
 //!
 //! ## Data sets
 //!
@@ -31,7 +31,10 @@
 //! each prints a percentile report (median and p99 from samples of its own, see [`stats`]).
 //! `benches/http.rs` (PERF-5, PERF-10) is a load test with a `main` of its own: it drives the
 //! release `portal-server` binary and a bare axum + sqlx floor, each in a process of its own,
-//! with the load generator of [`loadgen`].
+//! with the load generator of [`loadgen`]. `benches/mail.rs` (PERF-9, and PERF-12 for
+//! orientation) is another: 10,000 invitations queued through an engine, delivered by the
+//! release server's outbox worker and by a bare lettre client to an SMTP server in the
+//! benchmark's process, then a `kill -9` of the server mid-delivery and a restart.
 
 pub mod generate;
 pub mod load;

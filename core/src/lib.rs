@@ -36,8 +36,8 @@ pub mod activity;
 pub mod auth;
 #[cfg(test)]
 mod bad_input;
-pub mod commands;
 pub mod client_view;
+pub mod commands;
 pub mod company;
 pub mod crypto;
 pub mod error;

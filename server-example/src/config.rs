@@ -64,6 +64,16 @@ pub struct ServeArgs {
     /// Do not deliver mail from this process (another process runs the outbox worker).
     #[arg(long = "no-mail-worker", env = "PORTAL_NO_MAIL_WORKER")]
     pub no_mail_worker: bool,
+    /// How long the mail worker's claim of a message lasts, in seconds: a message whose worker
+    /// died between sending it and marking it sent is sent again (with the same `Message-ID`)
+    /// once its claim has run out. Longer than a batch takes to send.
+    #[arg(
+        long = "mail-lease-seconds",
+        env = "PORTAL_MAIL_LEASE_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u32).range(1..=86_400)
+    )]
+    pub mail_lease_seconds: u32,
 }
 
 /// `tenant ...`
@@ -411,11 +421,27 @@ mod tests {
                 mail_url: None,
                 mail_from: "portal@portal.invalid".to_owned(),
                 no_mail_worker: false,
+                mail_lease_seconds: 300,
             })
         );
         assert_eq!(cli.config.bind, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(cli.config.log_format, LogFormat::Json);
         assert_eq!(cli.config.database_url.scheme(), "postgres");
         assert!(Cli::try_parse_from(["portal-server", "serve", "--database-url", "portal.db"]).is_err());
+    }
+
+    #[test]
+    fn the_mail_lease_is_a_positive_number_of_seconds() {
+        let cli = Cli::try_parse_from(["portal-server", "serve", "--mail-lease-seconds", "5"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.mail_lease_seconds, 5);
+        for bad in ["0", "-1", "soon", "86401"] {
+            assert!(
+                Cli::try_parse_from(["portal-server", "serve", "--mail-lease-seconds", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

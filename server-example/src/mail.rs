@@ -50,6 +50,9 @@ pub fn outbox_worker(state: &AppState, args: &ServeArgs) -> anyhow::Result<Optio
         &state.master_key,
         state.clock.clone(),
         state.entropy.clone(),
-        WorkerSettings::default(),
+        WorkerSettings {
+            lease: chrono::Duration::seconds(i64::from(args.mail_lease_seconds)),
+            ..WorkerSettings::default()
+        },
     )))
 }

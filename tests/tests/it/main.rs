@@ -7,4 +7,5 @@ mod conformance;
 mod differential;
 mod http;
 mod migrations;
+mod outbox;
 mod smtp;
