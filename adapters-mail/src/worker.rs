@@ -6,6 +6,11 @@
 //! - A claim is a lease (`WorkerSettings::lease`). The worker marks a message sent only after the
 //!   transport accepted it; a crash in between leaves it `sending` until the lease runs out, and
 //!   the next claim sends it again with the same `Message-ID` and idempotency key.
+//! - Sent messages are marked by a group commit running beside the sends
+//!   ([`portal_core::storage::OutboxRepo::mark_messages_sent`]): each commit takes every mark
+//!   that arrived while the previous one ran, so no send slot waits for a transaction of its own.
+//!   A crash loses at most the marks not yet committed; those messages go again after their
+//!   lease, under the same `Message-ID`.
 //! - A message whose lease has already run out when its turn comes (a slow batch) is not sent:
 //!   another worker may have claimed it, and it is left to that claim.
 //! - Transient failures are retried after [`RetryPolicy::delay_after`] with random jitter, and
@@ -21,14 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt as _, StreamExt as _, stream};
+use futures_util::{FutureExt as _, StreamExt as _, future, stream};
 use portal_core::crypto::{KeyPurpose, MasterKey, SealingKey};
 use portal_core::id::TenantId;
 use portal_core::mail::{
-    ClaimedMessage, MessageSecret, OutboundMessage, RetryPolicy, SecretText, SendError, Transport,
+    ClaimedMessage, MessageSecret, OutboundMessage, RetryPolicy, SecretText, SendError, SentMark, Transport,
 };
 use portal_core::storage::{Clock, Entropy, Storage, StorageError};
 use portal_core::tenant::Tenant;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::render::Renderer;
 
@@ -179,14 +186,24 @@ impl OutboxWorker {
                 slot.insert(self.storage.get_tenant(id).await?);
             }
         }
-        let results: Vec<Result<Done, StorageError>> = stream::iter(claimed.into_iter().map(|c| {
-            let tenant = tenants.get(&c.message.tenant_id).and_then(Option::as_ref);
-            self.deliver(c, tenant, lease_until)
-        }))
-        .buffer_unordered(self.settings.concurrency.max(1))
-        .collect()
-        .await;
-        let mut first_error = None;
+        // Sent messages are marked by a group commit running beside the sends: whatever was
+        // delivered since the last commit goes in the next one, so no send waits for a
+        // transaction of its own. A crash loses at most the marks not yet committed; those
+        // messages are sent again after their lease, under the same Message-ID.
+        let (marks, pending) = unbounded_channel::<SentMark>();
+        let sends = async {
+            let results: Vec<Result<Done, StorageError>> = stream::iter(claimed.into_iter().map(|c| {
+                let tenant = tenants.get(&c.message.tenant_id).and_then(Option::as_ref);
+                self.deliver(c, tenant, lease_until, &marks)
+            }))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+            drop(marks);
+            results
+        };
+        let (results, flushed) = future::join(sends, self.flush_marks(pending)).await;
+        let mut first_error = flushed.err();
         for r in results {
             match r {
                 Ok(Done::Sent) => stats.sent += 1,
@@ -247,6 +264,33 @@ impl OutboxWorker {
         tracing::info!("outbox worker stopped");
     }
 
+    /// Commits the marks of delivered messages as they arrive, in groups: each commit takes
+    /// every mark that came in while the previous one ran. Ends when every sender is gone.
+    async fn flush_marks(&self, mut pending: UnboundedReceiver<SentMark>) -> Result<(), StorageError> {
+        let mut first_error = None;
+        let mut group = Vec::new();
+        while let Some(mark) = pending.recv().await {
+            group.push(mark);
+            while let Ok(mark) = pending.try_recv() {
+                group.push(mark);
+            }
+            match self.storage.mark_messages_sent(&group).await {
+                Ok(applied) if applied < group.len() => tracing::warn!(
+                    marks = group.len(),
+                    applied,
+                    "outbox claims were taken over by other attempts; their results not recorded"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, marks = group.len(), "outbox worker: marking sent failed; those messages are claimed again when their lease runs out");
+                    first_error.get_or_insert(e);
+                }
+            }
+            group.clear();
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Opens the message's secret: `Ok(None)` when it has none, `Err(reason)` when it does not
     /// open.
     fn open(&self, message: &OutboundMessage) -> Result<Option<SecretText>, String> {
@@ -274,6 +318,7 @@ impl OutboxWorker {
         claimed: ClaimedMessage,
         tenant: Option<&Tenant>,
         lease_until: DateTime<Utc>,
+        marks: &UnboundedSender<SentMark>,
     ) -> Result<Done, StorageError> {
         let ClaimedMessage { message, attempt } = claimed;
         let Some(tenant) = tenant else {
@@ -308,11 +353,13 @@ impl OutboxWorker {
                     "mail delivered"
                 );
                 tracing::debug!(message = %message.id, recipient = message.recipient.as_str(), "mail delivered to");
-                let applied = self
-                    .storage
-                    .mark_message_sent(message.tenant_id, message.id, attempt, now)
-                    .await?;
-                note_mark(&message, applied);
+                // Marked by the batch's group commit (`flush_marks`); the send slot moves on.
+                let _ = marks.send(SentMark {
+                    tenant_id: message.tenant_id,
+                    id: message.id,
+                    attempt,
+                    at: now,
+                });
                 Ok(Done::Sent)
             }
             Err(SendError::Transient(reason)) => {

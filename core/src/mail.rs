@@ -195,6 +195,20 @@ pub struct ClaimedMessage {
     pub attempt: u32,
 }
 
+/// A delivered message to mark sent (see
+/// [`crate::storage::OutboxRepo::mark_messages_sent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentMark {
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The message.
+    pub id: MessageId,
+    /// The attempt that sent it.
+    pub attempt: u32,
+    /// When the transport accepted it.
+    pub at: DateTime<Utc>,
+}
+
 /// The delivery state of a queued message, as staff see it (no payload, no secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

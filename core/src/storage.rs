@@ -275,6 +275,19 @@ pub trait OutboxRepo: Send + Sync {
         attempt: u32,
         at: DateTime<Utc>,
     ) -> StorageResult<bool>;
+    /// Marks several claimed messages sent at once, as [`Self::mark_message_sent`] does for one
+    /// (a group commit: the worker's sends do not each wait for a transaction of their own).
+    /// Returns how many were still claimed by the attempt named. The default marks them one by
+    /// one; a backend overrides it with one transaction.
+    async fn mark_messages_sent(&self, marks: &[crate::mail::SentMark]) -> StorageResult<usize> {
+        let mut applied = 0;
+        for m in marks {
+            if self.mark_message_sent(m.tenant_id, m.id, m.attempt, m.at).await? {
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
     /// Puts a claimed message back in the queue until `next_attempt_at`, noting `error`. `false`
     /// when the claim is no longer this attempt's.
     async fn mark_message_retry(

@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portal_core::id::{MessageId, TenantId};
-use portal_core::mail::{ClaimedMessage, MessageStatus, OutboxEntry};
+use portal_core::mail::{ClaimedMessage, MessageStatus, OutboxEntry, SentMark};
 use portal_core::outcome::OutboundMessage;
 use portal_core::storage::{MAX_PAGE, OutboxRepo, PageRequest, StorageResult};
 
@@ -57,6 +57,13 @@ const CLAIM: &str = concat!(
 const MARK_SENT: &str = "UPDATE outbox_message SET status = 'sent', sent_at = $4, lease_until = NULL, \
      secret_key_id = NULL, secret_nonce = NULL, secret_ciphertext = NULL \
      WHERE tenant_id = $1 AND id = $2 AND status = 'sending' AND attempts = $3";
+
+/// The group form of [`MARK_SENT`]: one statement over arrays of (tenant, id, attempt, at), each
+/// row still fenced by its own attempt.
+const MARK_SENT_MANY: &str = "UPDATE outbox_message m SET status = 'sent', sent_at = g.at, lease_until = NULL, \
+     secret_key_id = NULL, secret_nonce = NULL, secret_ciphertext = NULL \
+     FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[]) AS g(tenant_id, id, attempt, at) \
+     WHERE m.tenant_id = g.tenant_id AND m.id = g.id AND m.status = 'sending' AND m.attempts = g.attempt";
 
 const MARK_RETRY: &str = "UPDATE outbox_message SET status = 'queued', next_attempt_at = $4, lease_until = NULL, \
      last_error = $5 \
@@ -141,6 +148,36 @@ impl OutboxRepo for PgStorage {
                 .bind(at),
         )
         .await
+    }
+
+    async fn mark_messages_sent(&self, marks: &[SentMark]) -> StorageResult<usize> {
+        if marks.is_empty() {
+            return Ok(0);
+        }
+        let mut tenants = Vec::with_capacity(marks.len());
+        let mut ids = Vec::with_capacity(marks.len());
+        let mut attempts = Vec::with_capacity(marks.len());
+        let mut ats = Vec::with_capacity(marks.len());
+        for m in marks {
+            // `attempts` is an INTEGER: an attempt beyond it was never claimed.
+            let Ok(attempt) = i32::try_from(m.attempt) else {
+                continue;
+            };
+            tenants.push(m.tenant_id.as_uuid());
+            ids.push(m.id.as_uuid());
+            attempts.push(attempt);
+            ats.push(m.at);
+        }
+        let changed = sqlx::query(MARK_SENT_MANY)
+            .bind(tenants)
+            .bind(ids)
+            .bind(attempts)
+            .bind(ats)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?
+            .rows_affected();
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     async fn mark_message_retry(

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portal_core::id::{MessageId, TenantId};
-use portal_core::mail::{ClaimedMessage, MessageStatus, OutboxEntry};
+use portal_core::mail::{ClaimedMessage, MessageStatus, OutboxEntry, SentMark};
 use portal_core::outcome::OutboundMessage;
 use portal_core::storage::{MAX_PAGE, OutboxRepo, PageRequest, StorageResult};
 
@@ -138,6 +138,31 @@ impl OutboxRepo for SqliteStorage {
                 .bind(at),
         )
         .await
+    }
+
+    async fn mark_messages_sent(&self, marks: &[SentMark]) -> StorageResult<usize> {
+        if marks.is_empty() {
+            return Ok(0);
+        }
+        // One write transaction for the whole group: each mark is still its own fenced UPDATE.
+        let mut tx = self.begin_write().await?;
+        let mut applied = 0;
+        for m in marks {
+            let changed = sqlx::query(MARK_SENT)
+                .bind(m.tenant_id.as_uuid())
+                .bind(m.id.as_uuid())
+                .bind(i64::from(m.attempt))
+                .bind(m.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_sqlx)?
+                .rows_affected();
+            if changed > 0 {
+                applied += 1;
+            }
+        }
+        finish(tx).await?;
+        Ok(applied)
     }
 
     async fn mark_message_retry(

@@ -14,7 +14,7 @@ use portal_core::commands::{self, Ctx};
 use portal_core::crypto::Sealed;
 use portal_core::id::{ContactId, EventId, MessageId, PortalId, StaffUserId, TaskId, TenantId};
 use portal_core::lifecycle::PortalStatus;
-use portal_core::mail::{ClaimedMessage, MailKind, MessageSecret, MessageStatus, OutboxEntry, SecretText};
+use portal_core::mail::{ClaimedMessage, MailKind, MessageSecret, MessageStatus, OutboxEntry, SecretText, SentMark};
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
 use portal_core::portal::{Contact, ContactInput, ContactRole, PortalState};
@@ -2270,6 +2270,16 @@ pub const SCENARIOS: &[&str] = &[
     "large_portal",
     "auth_hosts_sessions_and_attempts",
     "assigned_tasks_and_task_counts",
+    "access_links_and_sessions",
+    "outbox_messages_commit_sealed",
+    "outbox_claim_and_mark_sent",
+    "outbox_group_marks",
+    "outbox_leases_and_fencing",
+    "outbox_retry_and_requeue",
+    "outbox_listing_pages_newest_first",
+    "outbox_follows_deleted_portals_and_contacts",
+    "tenant_branding_round_trips",
+    "access_challenges",
 ];
 
 /// The raw bytes of a token, decoded from its base64url form by hand (to look for them in what
@@ -2884,6 +2894,61 @@ pub async fn outbox_messages_commit_sealed(storage: Arc<dyn Storage>) {
 
 fn plain_copy(m: &OutboundMessage, id: MessageId) -> OutboundMessage {
     OutboundMessage { id, ..m.clone() }
+}
+
+/// Marking a group of delivered messages sent at once (the worker's group commit): each mark is
+/// fenced by its own attempt, the count says how many applied, every applied one is `sent` with
+/// its secret deleted, and a stale one changes nothing.
+pub async fn outbox_group_marks(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let messages: Vec<OutboundMessage> = (0..5u8)
+        .map(|i| message(tenant.id, ctx.ids.next_id(), t0 + Duration::seconds(i.into()), i))
+        .collect();
+    queue(&storage, tenant.id, messages.clone()).await;
+    let now = t0 + Duration::minutes(1);
+    let lease = now + Duration::minutes(5);
+    let claimed = claim(&storage, now, lease, 10).await;
+    assert_eq!(claimed.len(), 5);
+    assert_eq!(storage.mark_messages_sent(&[]).await.expect("storage"), 0);
+    let at = now + Duration::seconds(2);
+    let mut marks: Vec<SentMark> = claimed
+        .iter()
+        .map(|c| SentMark {
+            tenant_id: tenant.id,
+            id: c.message.id,
+            attempt: c.attempt,
+            at,
+        })
+        .collect();
+    // The last one names a stale attempt.
+    if let Some(last) = marks.last_mut() {
+        last.attempt += 1;
+    }
+    assert_eq!(storage.mark_messages_sent(&marks).await.expect("storage"), 4);
+    for (i, m) in marks.iter().enumerate() {
+        let e = delivery(&storage, tenant.id, m.id).await;
+        let stored = storage
+            .get_message(tenant.id, m.id)
+            .await
+            .expect("storage")
+            .expect("the message");
+        if i < 4 {
+            assert_eq!((e.status, e.sent_at), (MessageStatus::Sent, Some(at)));
+            assert_eq!(stored.secret, None, "the sealed secret is deleted once sent");
+        } else {
+            assert_eq!(
+                (e.status, e.sent_at),
+                (MessageStatus::Sending, None),
+                "a stale mark changes nothing"
+            );
+            assert!(stored.secret.is_some());
+        }
+    }
+    // Marked again: nothing applies.
+    assert_eq!(storage.mark_messages_sent(&marks[..4]).await.expect("storage"), 0);
 }
 
 /// A claim leases the due messages, oldest due first and no more than asked; a sent message

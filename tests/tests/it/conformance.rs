@@ -29,6 +29,7 @@ macro_rules! conformance {
                 access_links_and_sessions,
                 outbox_messages_commit_sealed,
                 outbox_claim_and_mark_sent,
+                outbox_group_marks,
                 outbox_leases_and_fencing,
                 outbox_retry_and_requeue,
                 outbox_listing_pages_newest_first,
