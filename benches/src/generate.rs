@@ -1083,15 +1083,22 @@ impl Sim<'_> {
             return true;
         }
         let i = *pick(self.rng, &workable);
-        let (id, version, owner, status) = {
+        let (id, version, owner, status, evidence) = {
             let t = &self.state.tasks[i];
-            (t.id, t.version, t.owner, t.status)
+            (t.id, t.version, t.owner, t.status, t.evidence)
         };
         let contact_may = owner == TaskOwner::Client;
-        let principal = if contact_may { self.someone(0.8) } else { self.staff() };
+        let mut principal = if contact_may { self.someone(0.8) } else { self.staff() };
         if status == TaskStatus::Pending && self.rng.random_bool(0.5) {
             self.run("start", |ctx, s| task_cmd::start_task(&principal, ctx, s, id, version));
         } else {
+            // A contact completes by hand only what its completion proves (acknowledgement,
+            // none); the other evidence flows do not exist yet, so staff record those.
+            if matches!(principal, Principal::Contact(_))
+                && !matches!(evidence, EvidenceType::Acknowledgement | EvidenceType::None)
+            {
+                principal = self.staff();
+            }
             let why = (contact_may && matches!(principal, Principal::Staff(_)))
                 .then(|| reason("Confirmed by the client on the phone"));
             self.run("complete", |ctx, s| {
