@@ -34,6 +34,8 @@ curl -sf "$BASE/api/v1/portals/$PORTAL" -H "$AUTH" \
 curl -sf -X POST "$BASE/api/v1/portals/$PORTAL/transitions" -H "$AUTH" -H "$JSON" \
     -H "If-Match: $(etag "$BASE/api/v1/portals/$PORTAL")" -d '{"to":"active"}' \
     | jq '{status: .portal.status, first_due: .tasks[0].due_date}'
+# Activation mailed Priya an invitation with her link (the demo writes mail to ./portal-mail).
+curl -sf "$BASE/api/v1/outbox?limit=1" -H "$AUTH" | jq -r '.items[0] | "\(.kind) to \(.recipient)"'
 
 # 4. Complete every task whose dependencies are done, until none is left open. Staff completing
 #    a client's task give a reason.
@@ -54,3 +56,13 @@ curl -sf -X POST "$BASE/api/v1/portals/$PORTAL/transitions" -H "$AUTH" -H "$JSON
     | jq '{status: .portal.status, percent: .progress.percent}'
 curl -sf "$BASE/api/v1/portals/$PORTAL/activity?kind=portal_status_changed,task_completed&limit=5" -H "$AUTH" \
     | jq -r '.items[] | "\(.at)  \(.summary)"'
+
+# (CI) The invitation reached the demo's file transport, with Priya's link in it.
+if [ -n "${PORTAL_DEMO_MAIL_DIR:-}" ]; then
+    for _ in $(seq 1 20); do
+        grep -l "priya@northwind.example.com" "$PORTAL_DEMO_MAIL_DIR"/*.eml 2>/dev/null | xargs -r grep -l "$BASE/access/" >/dev/null && break
+        sleep 0.5
+    done
+    grep -l "priya@northwind.example.com" "$PORTAL_DEMO_MAIL_DIR"/*.eml | xargs grep -l "$BASE/access/" >/dev/null
+    echo "invitation delivered to the file transport: $(grep -l "priya@northwind.example.com" "$PORTAL_DEMO_MAIL_DIR"/*.eml | head -1)"
+fi

@@ -13,9 +13,13 @@ export PORTAL_PASSWORD="demo-password-for-ci"
 work="$(mktemp -d)"
 
 cargo build -q -p portal-server
-DATABASE_URL="sqlite://$work/demo.db" PORTAL_BIND="127.0.0.1:${port}" PORTAL_PUBLIC_URL="$PORTAL_BASE_URL" \
+bin="$PWD/target/debug/portal-server"
+# The server runs in the temporary directory: its demo master key and its mail files
+# (./portal-mail, the demo's file transport) go there.
+export PORTAL_DEMO_MAIL_DIR="$work/portal-mail"
+(cd "$work" && DATABASE_URL="sqlite://$work/demo.db" PORTAL_BIND="127.0.0.1:${port}" PORTAL_PUBLIC_URL="$PORTAL_BASE_URL" \
     PORTAL_DEMO_PASSWORD="$PORTAL_PASSWORD" RUST_LOG="${RUST_LOG:-warn}" \
-    target/debug/portal-server serve --demo >"$work/server.out" 2>"$work/server.log" &
+    exec "$bin" serve --demo >"$work/server.out" 2>"$work/server.log") &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
