@@ -78,6 +78,24 @@ pub(crate) fn link_message(
     token: &SecretToken,
     kind: MailKind,
 ) -> OutboundMessage {
+    let payload = json!({
+        "portal_name": state.portal.name,
+        "company_name": company_name,
+        "contact_name": contact.name,
+        "expires_at": link.expires_at,
+    });
+    message_to(ctx, contact, kind, payload, Some(token.encode()))
+}
+
+/// A message to a contact of a portal: `secret` (a link token or a code) goes in clear, and the
+/// engine seals it before the outcome is stored.
+pub(crate) fn message_to(
+    ctx: &mut Ctx,
+    contact: &Contact,
+    kind: MailKind,
+    payload: serde_json::Value,
+    secret: Option<String>,
+) -> OutboundMessage {
     OutboundMessage {
         id: ctx.ids.next_id(),
         tenant_id: contact.tenant_id,
@@ -86,14 +104,9 @@ pub(crate) fn link_message(
         kind,
         recipient: contact.email.clone(),
         recipient_name: Some(contact.name.as_str().to_owned()),
-        payload: json!({
-            "portal_name": state.portal.name,
-            "company_name": company_name,
-            "contact_name": contact.name,
-            "expires_at": link.expires_at,
-        }),
-        secret: Some(MessageSecret::Clear {
-            text: SecretText::new(token.encode()),
+        payload,
+        secret: secret.map(|text| MessageSecret::Clear {
+            text: SecretText::new(text),
         }),
         created_at: ctx.now,
     }
@@ -243,27 +256,8 @@ pub fn open_link(
     link: &AccessLink,
     session_token: &SecretToken,
 ) -> Result<(ContactSession, Outcome), CommandError> {
-    let refused = CommandError::NotFound {
-        entity: "access link",
-        id: link.id.as_uuid(),
-    };
     let p = &state.portal;
-    if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
-        return Err(refused);
-    }
-    let Ok(contact) = contact_of(state, link.contact_id) else {
-        return Err(refused);
-    };
-    let principal = Principal::Contact(ContactPrincipal {
-        tenant_id: p.tenant_id,
-        portal_id: p.id,
-        contact_id: contact.id,
-        email: contact.email.clone(),
-    });
-    // The policy lets a contact read its own portal only while it is active (ONB-4).
-    if allow(&principal, Action::ReadPortal, &portal_resource(p)).is_err() {
-        return Err(refused);
-    }
+    let (contact, principal) = opener(ctx, state, link)?;
     let session = ContactSession::start(session_token, link, ctx.now);
     let ev = ctx.event(
         &principal,
@@ -295,21 +289,8 @@ pub fn request_code(
     challenge_token: &SecretToken,
     code: &str,
 ) -> Result<(AccessChallenge, Outcome), CommandError> {
-    let refused = CommandError::NotFound {
-        entity: "access link",
-        id: link.id.as_uuid(),
-    };
     let p = &state.portal;
-    if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
-        return Err(refused);
-    }
-    let Ok(contact) = contact_of(state, link.contact_id) else {
-        return Err(refused);
-    };
-    let principal = contact_principal(state, contact);
-    if allow(&principal, Action::ReadPortal, &portal_resource(p)).is_err() {
-        return Err(refused);
-    }
+    let (contact, _) = opener(ctx, state, link)?;
     let challenge = AccessChallenge {
         id: ctx.ids.next_id(),
         tenant_id: p.tenant_id,
@@ -322,25 +303,13 @@ pub fn request_code(
         expires_at: ctx.now + CODE_LIFETIME,
         used_at: None,
     };
-    let message = OutboundMessage {
-        id: ctx.ids.next_id(),
-        tenant_id: p.tenant_id,
-        portal_id: Some(p.id),
-        contact_id: Some(contact.id),
-        kind: MailKind::VerificationCode,
-        recipient: contact.email.clone(),
-        recipient_name: Some(contact.name.as_str().to_owned()),
-        payload: json!({
-            "portal_name": p.name,
-            "company_name": company_name,
-            "contact_name": contact.name,
-            "expires_at": challenge.expires_at,
-        }),
-        secret: Some(MessageSecret::Clear {
-            text: SecretText::new(code.to_owned()),
-        }),
-        created_at: ctx.now,
-    };
+    let payload = json!({
+        "portal_name": p.name,
+        "company_name": company_name,
+        "contact_name": contact.name,
+        "expires_at": challenge.expires_at,
+    });
+    let message = message_to(ctx, contact, MailKind::VerificationCode, payload, Some(code.to_owned()));
     Ok((
         challenge.clone(),
         Outcome {
@@ -386,11 +355,26 @@ pub fn verify_code(
     Ok((session, outcome))
 }
 
-fn contact_principal(state: &PortalState, contact: &Contact) -> Principal {
-    Principal::Contact(ContactPrincipal {
-        tenant_id: state.portal.tenant_id,
-        portal_id: state.portal.id,
+/// The contact `link` lets in on the portal's current state, as a principal: every reason to
+/// refuse (revoked, expired, another portal, portal not active, contact gone) is the same
+/// "access link not found".
+fn opener<'a>(ctx: &Ctx, state: &'a PortalState, link: &AccessLink) -> Result<(&'a Contact, Principal), CommandError> {
+    let refused = || CommandError::NotFound {
+        entity: "access link",
+        id: link.id.as_uuid(),
+    };
+    let p = &state.portal;
+    if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
+        return Err(refused());
+    }
+    let contact = contact_of(state, link.contact_id).map_err(|_| refused())?;
+    let principal = Principal::Contact(ContactPrincipal {
+        tenant_id: p.tenant_id,
+        portal_id: p.id,
         contact_id: contact.id,
         email: contact.email.clone(),
-    })
+    });
+    // The policy lets a contact read its own portal only while it is active (ONB-4).
+    allow(&principal, Action::ReadPortal, &portal_resource(p)).map_err(|_| refused())?;
+    Ok((contact, principal))
 }

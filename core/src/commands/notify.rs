@@ -20,13 +20,14 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::access::message_to;
 use super::portal::{portal_resource, scope};
 use super::{Ctx, allow};
 use crate::activity::EventKind;
 use crate::error::{CommandError, ValueError};
 use crate::id::{ContactId, PhaseId, TaskId};
 use crate::lifecycle::PortalStatus;
-use crate::mail::{MailKind, OutboundMessage};
+use crate::mail::MailKind;
 use crate::outcome::Outcome;
 use crate::policy::{Action, Principal};
 use crate::portal::{Contact, PortalState};
@@ -171,18 +172,7 @@ fn send(principal: &Principal, ctx: &mut Ctx, state: &PortalState, to: &[&Contac
     for c in to {
         let mut body = payload.clone();
         body["contact_name"] = json!(c.name);
-        messages.push(OutboundMessage {
-            id: ctx.ids.next_id(),
-            tenant_id: p.tenant_id,
-            portal_id: Some(p.id),
-            contact_id: Some(c.id),
-            kind,
-            recipient: c.email.clone(),
-            recipient_name: Some(c.name.as_str().to_owned()),
-            payload: body,
-            secret: None,
-            created_at: ctx.now,
-        });
+        messages.push(message_to(ctx, c, kind, body, None));
     }
     details["kind"] = json!(kind);
     details["recipients"] = json!(to.iter().map(|c| c.id).collect::<Vec<_>>());

@@ -277,16 +277,21 @@ impl Engine {
         Ok(self.storage.find_access_link(tenant, &token.hash()).await?)
     }
 
-    /// Answers the opening of a link from a browser not verified for its contact (CON-5): a
-    /// challenge, and, when the link would open its portal and the contact has not had
+    /// Answers the opening of a link from a browser not verified for its contact (CON-5). `link`
+    /// is what [`Self::find_access_link`] found for the token (`None` for an unknown token): a
+    /// challenge always, and, when the link would open its portal and the contact has not had
     /// [`crate::access::CODES_PER_CONTACT_PER_WINDOW`] codes in this window, a stored challenge
     /// and the code mailed to the contact in the same commit.
-    pub async fn request_access_code(&self, tenant: TenantId, token: &SecretToken) -> ServiceResult<CodeChallenge> {
+    pub async fn request_access_code(
+        &self,
+        tenant: TenantId,
+        link: Option<&AccessLink>,
+    ) -> ServiceResult<CodeChallenge> {
         let challenge = CodeChallenge {
             token: self.secret_token(),
             expires_at: self.clock.now() + crate::access::CODE_LIFETIME,
         };
-        let Some(link) = self.storage.find_access_link(tenant, &token.hash()).await? else {
+        let Some(link) = link.filter(|l| l.tenant_id == tenant) else {
             return Ok(challenge);
         };
         if !link.is_usable(self.clock.now()) {
@@ -314,7 +319,7 @@ impl Engine {
         let code = crate::access::code_from_bytes(bytes);
         let ctx = self.ctx();
         let decide = |state: &PortalState| {
-            commands::access::request_code(&mut ctx.clone(), state, &link, &company.name, &challenge.token, &code)
+            commands::access::request_code(&mut ctx.clone(), state, link, &company.name, &challenge.token, &code)
                 .map(|(_, o)| self.seal(o))
         };
         // A link that opens nothing gets the same answer, without a code.

@@ -415,7 +415,7 @@ async fn open_link(
                 .is_some_and(|v| verified_browser_ok(&state.master_key, tenant, l.contact_id, v, now))
         });
         if !verified {
-            let challenge = state.engine.request_access_code(tenant, &token).await?;
+            let challenge = state.engine.request_access_code(tenant, link.as_ref()).await?;
             let body = CodeSent {
                 challenge: challenge.token.encode(),
                 expires_at: challenge.expires_at,

@@ -5,18 +5,16 @@
 //! and the policy refuses the contact every staff action.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use portal_core::client_view::ClientTask;
 use portal_core::commands;
 use portal_core::id::{ChecklistItemId, TaskId};
-use portal_core::outcome::Write;
 use portal_core::task::Comment;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::support::{IfMatch, Page, PageQuery, Tagged};
-use super::tasks::{ChecklistRequest, CommentCursor, CommentRequest, comment_page, missing_write, task_after};
+use super::tasks::{ChecklistRequest, CommentCursor, CommentRequest, comment_page, post_comment, task_after};
 use crate::app::AppState;
 use crate::auth::Contact;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
@@ -102,22 +100,7 @@ async fn add_comment(
     Path(task): Path<TaskId>,
     Json(request): Json<CommentRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let p = &contact.principal;
-    let outcome = state
-        .engine
-        .portal_command(p, contact.portal_id, |ctx, s| {
-            commands::task::add_comment(p, ctx, s, task, request.body.clone(), request.is_question).map(|(_, o)| o)
-        })
-        .await?;
-    let comment = outcome
-        .writes
-        .iter()
-        .find_map(|w| match w {
-            Write::InsertComment(c) => Some(c.clone()),
-            _ => None,
-        })
-        .ok_or_else(|| missing_write("comment"))?;
-    Ok((StatusCode::CREATED, Json(comment)))
+    post_comment(&state, &contact.principal, contact.portal_id, task, &request).await
 }
 
 /// Ticks or unticks a checklist item of a client-owned task (TSK-8).

@@ -652,11 +652,22 @@ async fn add_comment(
     Path((portal, task)): Path<(PortalId, TaskId)>,
     Json(request): Json<CommentRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let p = &staff.principal;
+    post_comment(&state, &staff.principal, portal, task, &request).await
+}
+
+/// Adds a comment as `principal` (staff or contact) and answers it with 201.
+pub(super) async fn post_comment(
+    state: &AppState,
+    principal: &Principal,
+    portal: PortalId,
+    task: TaskId,
+    request: &CommentRequest,
+) -> Result<(StatusCode, Json<Comment>), ApiError> {
     let outcome = state
         .engine
-        .portal_command(p, portal, |ctx, s| {
-            commands::task::add_comment(p, ctx, s, task, request.body.clone(), request.is_question).map(|(_, o)| o)
+        .portal_command(principal, portal, |ctx, s| {
+            commands::task::add_comment(principal, ctx, s, task, request.body.clone(), request.is_question)
+                .map(|(_, o)| o)
         })
         .await?;
     let comment = outcome
