@@ -60,11 +60,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use portal_benches::generate::{Counts, DataSet};
 use portal_benches::load::load_with;
 use portal_benches::loadgen::{self, LoadReport, ProcMemory, Target, mib};
+use portal_benches::procs::{
+    env_or, free_addr, load_average, machine_busy, newest_mtime, pg_admin_url, pg_backends_cpu, with_database,
+};
 use portal_benches::stats::{self, Summary};
 use portal_benches::{DEFAULT_SEED, Size, now};
 use portal_core::auth::{self, Password};
@@ -186,16 +189,6 @@ struct Settings {
     quiet_load: Option<f64>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
 impl Settings {
     fn from_env() -> Self {
         let size = match std::env::var(Size::ENV) {
@@ -265,26 +258,6 @@ fn server_binary() -> Option<PathBuf> {
     }
     eprintln!("[portal-benches] http: server binary {}", path.display());
     Some(path)
-}
-
-/// The newest modification time of the files under `dir` (`target` excluded).
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                if path.file_name().is_none_or(|n| n != "target") {
-                    stack.push(path);
-                }
-            } else if let Ok(m) = meta.modified() {
-                newest = newest.max(Some(m));
-            }
-        }
-    }
-    newest
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,25 +350,6 @@ async fn prepare(
         load_secs,
         pg_database: None,
         data,
-    }
-}
-
-/// The PostgreSQL server's URL: `PORTAL_TEST_PG_URL`, or the local test server.
-fn pg_admin_url() -> String {
-    std::env::var("PORTAL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
     }
 }
 
@@ -525,13 +479,6 @@ impl Drop for Process {
     }
 }
 
-/// A free port on loopback (bound and released: another process could take it in between).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("a free port: {e}"))
-}
-
 /// Samples a process's `VmRSS` every 50 ms while the load runs; keeps the largest.
 struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -590,13 +537,6 @@ async fn wait_for_quiet(max: Option<f64>) {
             load_average()
         );
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "?".to_owned(),
-        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,42 +622,6 @@ impl Cpu {
     fn per_request(&self, d: Duration) -> f64 {
         d.as_secs_f64() / self.exchanges.max(1) as f64
     }
-}
-
-/// Busy time of every core of the machine so far (`/proc/stat`: user, nice, system, irq,
-/// softirq and steal ticks of 10 ms).
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: u64 = stat.lines().find(|l| l.starts_with("cpu ")).map_or(0, |l| {
-        l.split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse::<u64>().ok())
-            .enumerate()
-            // user nice system idle iowait irq softirq steal: all but idle and iowait.
-            .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
-            .map(|(_, v)| v)
-            .sum()
-    });
-    Duration::from_millis(ticks * 10)
-}
-
-/// CPU time of the PostgreSQL backends connected to `db` (found by their process title,
-/// `postgres: <user> <db> ...`). A backend that exits during a run takes its time with it.
-fn pg_backends_cpu(db: &str) -> Duration {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Duration::ZERO;
-    };
-    let needle = format!(" {db} ");
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let title = String::from_utf8_lossy(&c);
-                title.starts_with("postgres:") && title.contains(&needle)
-            })
-        })
-        .filter_map(loadgen::cpu_time)
-        .sum()
 }
 
 fn us(secs: f64) -> String {

@@ -62,13 +62,13 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, BufWriter, Read, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -78,6 +78,9 @@ use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use portal_benches::loadgen::cpu_time;
+use portal_benches::procs::{
+    env_or, free_addr, load_average, machine_busy, newest_mtime, pg_admin_url, pg_backends_cpu, with_database,
+};
 use portal_benches::{DEFAULT_SEED, generate, now};
 use portal_core::commands::admin::FirstAdmin;
 use portal_core::commands::portal::StartOnboarding;
@@ -210,16 +213,6 @@ struct Settings {
     quiet_load: Option<f64>,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
 impl Settings {
     fn from_env() -> Self {
         let messages = env_or("PORTAL_BENCH_MAIL_MESSAGES", 10_000usize);
@@ -288,26 +281,6 @@ fn server_binary() -> Option<PathBuf> {
     }
     eprintln!("[portal-benches] mail: server binary {}", path.display());
     Some(path)
-}
-
-/// The newest modification time of the files under `dir` (`target` excluded).
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                if path.file_name().is_none_or(|n| n != "target") {
-                    stack.push(path);
-                }
-            } else if let Ok(m) = meta.modified() {
-                newest = newest.max(Some(m));
-            }
-        }
-    }
-    newest
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -917,25 +890,6 @@ impl Poller {
     }
 }
 
-/// The PostgreSQL server's URL: `PORTAL_TEST_PG_URL`, or the local test server.
-fn pg_admin_url() -> String {
-    std::env::var("PORTAL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
 /// Creates `portal_bench_mail_<pid>_<suffix>`: the server's URL and the database's name, or
 /// `None` (with a notice) when no server answers.
 async fn create_pg_database(suffix: &str) -> Option<(String, String)> {
@@ -1068,49 +1022,8 @@ impl Drop for Process {
     }
 }
 
-/// A free port on loopback (bound and released: another process could take it in between).
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("a free port: {e}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // CPU
-
-/// Busy time of every core of the machine so far (`/proc/stat`: user, nice, system, irq,
-/// softirq and steal ticks of 10 ms).
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: u64 = stat.lines().find(|l| l.starts_with("cpu ")).map_or(0, |l| {
-        l.split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse::<u64>().ok())
-            .enumerate()
-            .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
-            .map(|(_, v)| v)
-            .sum()
-    });
-    Duration::from_millis(ticks * 10)
-}
-
-/// CPU time of the PostgreSQL backends connected to `db` (found by their process title).
-fn pg_backends_cpu(db: &str) -> Duration {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Duration::ZERO;
-    };
-    let needle = format!(" {db} ");
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let title = String::from_utf8_lossy(&c);
-                title.starts_with("postgres:") && title.contains(&needle)
-            })
-        })
-        .filter_map(cpu_time)
-        .sum()
-}
 
 fn own_cpu() -> Duration {
     cpu_time(std::process::id()).unwrap_or_default()
@@ -1134,13 +1047,6 @@ impl Cpu {
     fn other_cores(&self) -> f64 {
         self.others.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "?".to_owned(),
-        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
 }
 
 fn one_minute_load() -> f64 {

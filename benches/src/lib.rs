@@ -39,6 +39,7 @@
 pub mod generate;
 pub mod load;
 pub mod loadgen;
+pub mod procs;
 pub mod stats;
 
 pub use generate::{DEFAULT_SEED, DataSet, Generator, now};
