@@ -23,6 +23,8 @@
 //! | `task_reminder` | `portal_name`, `task` (required), `company_name`, `contact_name`, `reason` (`unlocked`, `due_soon`, `overdue`) | none |
 //! | `portal_user_invite` | `name`, `expires_at` | token: `{public_url}/setup/…` |
 //! | `password_reset` | `name`, `expires_at` | token: `{public_url}/reset-password/…` |
+//! | `automatic_reminder` | `portal_name`, `reason` (`unlocked`, `due_soon`, `overdue`), `tasks` (required, not empty), `company_name`, `contact_name`, `topic` | none |
+//! | `notification_digest` | `portal_name`, `items` (required, not empty: each `kind` (a summary or reminder kind) with that kind's `tasks` or `task`, `reason`, `phase_name`, `progress_percent`), `company_name`, `contact_name` | none |
 //! | `meeting_invitation` | `title`, `starts_at`, `ends_at`, `time_zone` (IANA), `uid`, `sequence` (integer), `organizer_email` (required), `description`, `location`, `organizer_name`, `portal_name`, `contact_name`, `cancelled` (boolean) | none |
 //!
 //! A task (in `tasks` and `task`) is `{"title" (required), "phase", "status", "due_date",
@@ -40,11 +42,22 @@
 //! `Message-ID` is `<{message id}@{host of the public URL}>` and the idempotency key the message
 //! id, the same on every attempt. Subjects and names are flattened to one line, so nothing in a
 //! payload can add a header.
+//!
+//! Notifications to a contact (summaries, reminders, digests; not links, codes or meetings)
+//! carry a one-click unsubscribe (BYD-5) when the renderer has the key
+//! ([`Renderer::with_unsubscribe_key`]): a link in the footer to `{public_url}/unsubscribe/…`
+//! (the payload's `topic`, or every topic for a digest), and `List-Unsubscribe:
+//! <{public_url}/api/v1/unsubscribe/…>` with `List-Unsubscribe-Post: List-Unsubscribe=One-Click`
+//! (RFC 2369, RFC 8058).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use portal_core::crypto::MasterKey;
 use portal_core::mail::{Attachment, MailKind, Mailbox, OutboundMessage, OutgoingEmail};
+use portal_core::notifications::{Topic, UnsubscribeToken};
 use portal_core::tenant::Tenant;
 use portal_core::value::Email;
 use serde::Deserialize;
@@ -121,6 +134,12 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "meeting_invitation.subject.txt",
     "meeting_invitation.txt",
     "meeting_invitation.html",
+    "automatic_reminder.subject.txt",
+    "automatic_reminder.txt",
+    "automatic_reminder.html",
+    "notification_digest.subject.txt",
+    "notification_digest.txt",
+    "notification_digest.html",
 );
 
 /// Renders queued messages with their tenant's branding. Cheap to share: hold one per process.
@@ -130,6 +149,7 @@ pub struct Renderer {
     public_url: String,
     message_host: String,
     default_sender: Mailbox,
+    unsubscribe_key: Option<Arc<MasterKey>>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -196,7 +216,41 @@ impl Renderer {
             public_url,
             message_host,
             default_sender,
+            unsubscribe_key: None,
         })
+    }
+
+    /// The same renderer signing one-click unsubscribe links (BYD-5, RFC 8058) with `key` (the
+    /// deployment's master key, as the server's unsubscribe endpoint checks them). Without it,
+    /// notifications carry no unsubscribe link.
+    #[must_use]
+    pub fn with_unsubscribe_key(mut self, key: Arc<MasterKey>) -> Self {
+        self.unsubscribe_key = Some(key);
+        self
+    }
+
+    /// The unsubscribe token of a notification to a contact: its topic (the payload's `topic`),
+    /// or every topic for a digest. `None` for messages that are not notifications (links,
+    /// codes, meetings) or without a key.
+    fn unsubscribe_token(&self, message: &OutboundMessage) -> Option<String> {
+        let key = self.unsubscribe_key.as_deref()?;
+        let (portal_id, contact_id) = (message.portal_id?, message.contact_id?);
+        let topic = match message.kind {
+            MailKind::TaskSummary | MailKind::PhaseSummary | MailKind::TaskReminder | MailKind::AutomaticReminder => {
+                Some(message.payload.get("topic")?.as_str()?.parse::<Topic>().ok()?)
+            }
+            MailKind::NotificationDigest => None,
+            _ => return None,
+        };
+        Some(
+            UnsubscribeToken {
+                tenant_id: message.tenant_id,
+                portal_id,
+                contact_id,
+                topic,
+            }
+            .encode(key),
+        )
     }
 
     /// The public URL links start with (no trailing slash).
@@ -292,6 +346,54 @@ impl Renderer {
                 c.insert("link".into(), json!(self.link(path, need_secret()?)));
                 c
             }
+            MailKind::AutomaticReminder => {
+                let p: AutomaticReminderPayload = payload(message)?;
+                let reason = match p.reason.as_str() {
+                    r @ ("unlocked" | "due_soon" | "overdue") => r.to_owned(),
+                    other => {
+                        return Err(RenderError::Payload {
+                            kind,
+                            reason: format!("unknown reason `{}`", one_line(other)),
+                        });
+                    }
+                };
+                if p.tasks.is_empty() {
+                    return Err(RenderError::Payload {
+                        kind,
+                        reason: "no tasks".to_owned(),
+                    });
+                }
+                let rows: Vec<TaskRow> = p.tasks.into_iter().map(TaskRow::from).collect();
+                let mut c = Map::new();
+                c.insert("portal_name".into(), json!(one_line(&p.portal_name)));
+                c.insert("company_name".into(), json!(line(p.company_name)));
+                c.insert("greeting_name".into(), json!(greeting(p.contact_name, message)));
+                c.insert("reason".into(), json!(reason));
+                c.insert("task_table".into(), json!(task_table(&rows)));
+                c.insert("tasks".into(), json!(rows));
+                c
+            }
+            MailKind::NotificationDigest => {
+                let p: DigestPayload = payload(message)?;
+                if p.items.is_empty() {
+                    return Err(RenderError::Payload {
+                        kind,
+                        reason: "no items".to_owned(),
+                    });
+                }
+                let sections: Vec<Value> = p
+                    .items
+                    .into_iter()
+                    .map(|item| digest_section(item, kind))
+                    .collect::<Result<_, _>>()?;
+                let mut c = Map::new();
+                c.insert("portal_name".into(), json!(one_line(&p.portal_name)));
+                c.insert("company_name".into(), json!(line(p.company_name)));
+                c.insert("greeting_name".into(), json!(greeting(p.contact_name, message)));
+                c.insert("count".into(), json!(sections.len()));
+                c.insert("sections".into(), json!(sections));
+                c
+            }
             MailKind::MeetingInvitation => {
                 let p: MeetingPayload = payload(message)?;
                 let (c, ics) = meeting(p, message, kind)?;
@@ -314,6 +416,15 @@ impl Renderer {
         ctx.insert("colour".into(), json!(brand.colour));
         ctx.insert("on_colour".into(), json!(brand.on_colour));
         ctx.insert("logo_url".into(), json!(brand.logo_url));
+        let unsubscribe = self.unsubscribe_token(message);
+        ctx.insert(
+            "unsubscribe_url".into(),
+            json!(unsubscribe.as_deref().map(|t| self.link("unsubscribe", t))),
+        );
+        ctx.insert(
+            "unsubscribe_all".into(),
+            json!(message.kind == MailKind::NotificationDigest),
+        );
 
         let base = kind.as_str();
         let subject = one_line(&self.template(&format!("{base}.subject.txt"), &ctx)?);
@@ -334,6 +445,19 @@ impl Renderer {
                 .clone()
                 .unwrap_or_else(|| self.default_sender.email.clone()),
         };
+        let mut headers = vec![("Auto-Submitted".to_owned(), "auto-generated".to_owned())];
+        if let Some(token) = &unsubscribe {
+            // RFC 2369 and RFC 8058: mail clients offer "unsubscribe" and POST
+            // `List-Unsubscribe=One-Click` to the URL, without the recipient signing in.
+            headers.push((
+                "List-Unsubscribe".to_owned(),
+                format!("<{}>", self.link("api/v1/unsubscribe", token)),
+            ));
+            headers.push((
+                "List-Unsubscribe-Post".to_owned(),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+        }
         Ok(OutgoingEmail {
             message_id: format!("{}@{}", message.id.as_uuid(), self.message_host),
             idempotency_key: message.idempotency_key(),
@@ -351,7 +475,7 @@ impl Renderer {
             subject,
             text,
             html,
-            headers: vec![("Auto-Submitted".to_owned(), "auto-generated".to_owned())],
+            headers,
             attachments,
         })
     }
@@ -573,6 +697,72 @@ struct ReminderPayload {
     contact_name: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AutomaticReminderPayload {
+    portal_name: String,
+    reason: String,
+    tasks: Vec<TaskPayload>,
+    #[serde(default)]
+    company_name: Option<String>,
+    #[serde(default)]
+    contact_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DigestPayload {
+    portal_name: String,
+    items: Vec<DigestItemPayload>,
+    #[serde(default)]
+    company_name: Option<String>,
+    #[serde(default)]
+    contact_name: Option<String>,
+}
+
+/// One item of a digest: what the message it stands for would have carried, and its kind.
+#[derive(Deserialize)]
+struct DigestItemPayload {
+    kind: MailKind,
+    #[serde(default)]
+    tasks: Vec<TaskPayload>,
+    #[serde(default)]
+    task: Option<TaskPayload>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    phase_name: Option<String>,
+    #[serde(default)]
+    progress_percent: Option<f64>,
+}
+
+/// A digest item as the templates show it: a heading and its tasks.
+fn digest_section(item: DigestItemPayload, kind: MailKind) -> Result<Value, RenderError> {
+    let reason_heading = |r: Option<&str>| match r {
+        Some("unlocked") => "Ready for you",
+        Some("due_soon") => "Due soon",
+        Some("overdue") => "Overdue",
+        _ => "Reminder",
+    };
+    let heading = match item.kind {
+        MailKind::TaskSummary => match item.progress_percent.filter(|n| n.is_finite()) {
+            Some(p) => format!("Task summary ({}% done)", percent(p)),
+            None => "Task summary".to_owned(),
+        },
+        MailKind::PhaseSummary => format!(
+            "Summary of phase {}",
+            line(item.phase_name).unwrap_or_else(|| "-".to_owned())
+        ),
+        MailKind::TaskReminder | MailKind::AutomaticReminder => reason_heading(item.reason.as_deref()).to_owned(),
+        other => {
+            return Err(RenderError::Payload {
+                kind,
+                reason: format!("a digest cannot carry a {other} message"),
+            });
+        }
+    };
+    let rows: Vec<TaskRow> = item.tasks.into_iter().chain(item.task).map(TaskRow::from).collect();
+    Ok(json!({ "heading": heading, "task_table": task_table(&rows), "tasks": rows }))
 }
 
 #[derive(Deserialize)]
@@ -1011,5 +1201,106 @@ mod tests {
     #[test]
     fn tidy_collapses_blank_lines() {
         assert_eq!(tidy("\n\na  \n\n\n\nb\n--\nc\n\n"), "a\n\nb\n-- \nc\n");
+    }
+
+    fn to_contact(kind: MailKind) -> OutboundMessage {
+        let mut m = testing::message(kind);
+        m.portal_id = Some(portal_core::id::PortalId::from_uuid(uuid::Uuid::from_u128(0x9)));
+        m.contact_id = Some(portal_core::id::ContactId::from_uuid(uuid::Uuid::from_u128(0xc)));
+        m
+    }
+
+    fn header<'a>(e: &'a OutgoingEmail, name: &str) -> Option<&'a str> {
+        e.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn notifications_to_contacts_carry_a_one_click_unsubscribe_for_their_topic() {
+        let key = Arc::new(testing::master_key());
+        let r = testing::renderer().with_unsubscribe_key(Arc::clone(&key));
+        let cases = [
+            (MailKind::TaskSummary, Some(Topic::Summaries)),
+            (MailKind::TaskReminder, Some(Topic::Reminders)),
+            (MailKind::AutomaticReminder, Some(Topic::Overdue)),
+            (MailKind::NotificationDigest, None),
+        ];
+        for (kind, topic) in cases {
+            let mut m = to_contact(kind);
+            if let Some(t) = topic {
+                m.payload["topic"] = json!(t);
+            }
+            let e = r.render(&testing::tenant(), &m, None).unwrap();
+            let list = header(&e, "List-Unsubscribe").unwrap_or_else(|| panic!("{kind}: no List-Unsubscribe"));
+            let prefix = "<https://portal.acme-it.example/api/v1/unsubscribe/";
+            assert!(list.starts_with(prefix) && list.ends_with('>'), "{kind}: {list}");
+            let token = &list[prefix.len()..list.len() - 1];
+            let decoded = UnsubscribeToken::decode(&key, token).expect("a valid token");
+            assert_eq!(decoded.topic, topic, "{kind}");
+            assert_eq!(Some(decoded.contact_id), m.contact_id);
+            assert_eq!(Some(decoded.portal_id), m.portal_id);
+            assert_eq!(decoded.tenant_id, m.tenant_id);
+            assert_eq!(
+                header(&e, "List-Unsubscribe-Post"),
+                Some("List-Unsubscribe=One-Click"),
+                "{kind}"
+            );
+            let page = format!("https://portal.acme-it.example/unsubscribe/{token}");
+            assert!(e.text.contains(&page), "{kind} text:\n{}", e.text);
+            assert!(e.html.contains(&format!(r#"href="{page}""#)), "{kind} html");
+        }
+        // Not on what a contact needs to get in, nor on meetings, nor without a contact.
+        for kind in [
+            MailKind::ContactInvitation,
+            MailKind::VerificationCode,
+            MailKind::MeetingInvitation,
+        ] {
+            let e = r
+                .render(&testing::tenant(), &to_contact(kind), testing::secret(kind))
+                .unwrap();
+            assert_eq!(header(&e, "List-Unsubscribe"), None, "{kind}");
+            assert!(!e.text.contains("/unsubscribe/"), "{kind}");
+        }
+        let e = r
+            .render(&testing::tenant(), &testing::message(MailKind::AutomaticReminder), None)
+            .unwrap();
+        assert_eq!(header(&e, "List-Unsubscribe"), None, "no contact, no link");
+        // Without the key there is no link at all.
+        let e = testing::renderer()
+            .render(&testing::tenant(), &to_contact(MailKind::TaskSummary), None)
+            .unwrap();
+        assert_eq!(header(&e, "List-Unsubscribe"), None);
+    }
+
+    #[test]
+    fn automatic_reminders_and_digests_show_their_tasks() {
+        let e = testing::render(MailKind::AutomaticReminder);
+        assert_eq!(e.subject, "Overdue: 2 tasks in Northwind onboarding");
+        assert!(e.text.contains("Send the network diagram") && e.text.contains("Set up backups"));
+        assert!(e.html.contains("overdue"));
+        let mut m = testing::message(MailKind::AutomaticReminder);
+        m.payload["reason"] = json!("unlocked");
+        m.payload["tasks"] = json!([m.payload["tasks"][0]]);
+        let e = testing::renderer().render(&testing::tenant(), &m, None).unwrap();
+        assert_eq!(e.subject, "Ready for you: Send the network diagram");
+        m.payload["reason"] = json!("whenever");
+        assert!(matches!(
+            testing::renderer().render(&testing::tenant(), &m, None),
+            Err(RenderError::Payload { .. })
+        ));
+        m.payload["reason"] = json!("overdue");
+        m.payload["tasks"] = json!([]);
+        assert!(testing::renderer().render(&testing::tenant(), &m, None).is_err());
+
+        let e = testing::render(MailKind::NotificationDigest);
+        assert_eq!(e.subject, "Your daily update from Northwind onboarding: 3 items");
+        for text in [&e.text, &e.html] {
+            assert!(text.contains("Task summary (40% done)"));
+            assert!(text.contains("Due soon"));
+            assert!(text.contains("Reminder"));
+            assert!(text.contains("Sign the contract"));
+        }
+        let mut m = testing::message(MailKind::NotificationDigest);
+        m.payload["items"][0]["kind"] = json!("contact_invitation");
+        assert!(testing::renderer().render(&testing::tenant(), &m, None).is_err());
     }
 }

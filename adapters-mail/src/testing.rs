@@ -43,6 +43,7 @@ pub(crate) fn tenant() -> Tenant {
             ..TenantSettings::default()
         },
         link_settings: LinkSettings::default(),
+        notification_settings: portal_core::notifications::NotificationSettings::new(),
         branding: Branding {
             app_name: Some(Name::parse("Acme IT Portal").unwrap()),
             logo_url: Some("https://acme-it.example/logo.svg".to_owned()),
@@ -111,6 +112,24 @@ fn payload(kind: MailKind) -> Value {
             "contact_name": "Priya Patel",
             "task": tasks()[1],
             "reason": "overdue"
+        }),
+        MailKind::AutomaticReminder => json!({
+            "portal_name": "Northwind onboarding",
+            "company_name": "Northwind Traders",
+            "contact_name": "Priya Patel",
+            "topic": "overdue",
+            "reason": "overdue",
+            "tasks": [tasks()[1], tasks()[2]]
+        }),
+        MailKind::NotificationDigest => json!({
+            "portal_name": "Northwind onboarding",
+            "company_name": "Northwind Traders",
+            "contact_name": "Priya Patel",
+            "items": [
+                { "kind": "task_summary", "topic": "summaries", "progress_percent": 40, "tasks": tasks(), "at": "2026-03-02T09:00:00Z" },
+                { "kind": "automatic_reminder", "topic": "due_soon", "reason": "due_soon", "tasks": [tasks()[2]], "at": "2026-03-02T10:00:00Z" },
+                { "kind": "task_reminder", "topic": "reminders", "reason": null, "task": tasks()[0], "at": "2026-03-02T11:00:00Z" }
+            ]
         }),
         MailKind::PortalUserInvite | MailKind::PasswordReset => json!({
             "name": "Tess Tech",

@@ -58,6 +58,7 @@ pub enum EventKind {
     AccessLinkRegenerated,
     ContactAccessedPortal,
     NotificationSent,
+    NotificationPreferencesChanged,
 }
 
 crate::string_enum!(EventKind {
@@ -105,6 +106,7 @@ crate::string_enum!(EventKind {
     AccessLinkRegenerated => "access_link_regenerated",
     ContactAccessedPortal => "contact_accessed_portal",
     NotificationSent => "notification_sent",
+    NotificationPreferencesChanged => "notification_preferences_changed",
 });
 
 /// The kind of principal behind an event.

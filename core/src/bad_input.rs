@@ -36,6 +36,7 @@ fn tenant() -> Tenant {
         settings: TenantSettings::default(),
         link_settings: crate::tenant::LinkSettings::default(),
         branding: crate::tenant::Branding::default(),
+        notification_settings: crate::notifications::NotificationSettings::new(),
         version: 1,
         created_at: now(),
     }

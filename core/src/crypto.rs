@@ -34,6 +34,8 @@ pub enum KeyPurpose {
     Outbox,
     /// The MAC of the contact's verified-browser cookie (CON-5).
     VerifiedBrowser,
+    /// The MAC of one-click unsubscribe links (BYD-5).
+    Unsubscribe,
 }
 
 impl KeyPurpose {
@@ -41,6 +43,7 @@ impl KeyPurpose {
         match self {
             Self::Outbox => "outbox/v1",
             Self::VerifiedBrowser => "verified-browser/v1",
+            Self::Unsubscribe => "unsubscribe/v1",
         }
     }
 }
@@ -137,6 +140,16 @@ impl MasterKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
         mac.update(message);
         mac.verify_slice(tag).is_ok()
+    }
+
+    /// Whether `tag` (at least 16 bytes) is the start of the MAC of `message` under the key of
+    /// `purpose`, compared in constant time: for tokens that carry a truncated MAC.
+    #[must_use]
+    pub fn verify_mac_prefix(&self, purpose: KeyPurpose, message: &[u8], tag: &[u8]) -> bool {
+        let key = expand(&self.prk, purpose.label());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref()).expect("HMAC takes any key length");
+        mac.update(message);
+        tag.len() >= 16 && mac.verify_truncated_left(tag).is_ok()
     }
 }
 

@@ -97,6 +97,8 @@ ids! {
     AccessLinkId;
     /// A one-time code challenge of forwarded-link protection (CON-5).
     ChallengeId;
+    /// An item waiting for a contact's daily digest (BYD-5).
+    DigestItemId;
 }
 
 /// Makes UUIDv7 ids (through [`IdGen::next_id`]) without a clock or RNG of its own.
@@ -182,7 +184,8 @@ from_uuid!(
     PortalUserId,
     MessageId,
     AccessLinkId,
-    ChallengeId
+    ChallengeId,
+    DigestItemId
 );
 
 #[cfg(test)]

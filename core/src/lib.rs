@@ -48,6 +48,7 @@ mod macros;
 pub mod mail;
 #[cfg(feature = "testing")]
 pub mod memory;
+pub mod notifications;
 #[cfg(all(test, feature = "openapi"))]
 mod openapi_tests;
 pub mod outcome;

@@ -52,6 +52,10 @@ pub enum MailKind {
     PasswordReset,
     /// A meeting invitation with an ICS attachment (TSK-6).
     MeetingInvitation,
+    /// Automatic reminders of one topic about the contact's tasks (BYD-5).
+    AutomaticReminder,
+    /// A contact's daily digest (BYD-5).
+    NotificationDigest,
 }
 
 crate::string_enum!(MailKind {
@@ -64,6 +68,8 @@ crate::string_enum!(MailKind {
     PortalUserInvite => "portal_user_invite",
     PasswordReset => "password_reset",
     MeetingInvitation => "meeting_invitation",
+    AutomaticReminder => "automatic_reminder",
+    NotificationDigest => "notification_digest",
 });
 
 /// Where a message is in its delivery.

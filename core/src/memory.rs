@@ -17,17 +17,18 @@ use crate::auth::{StaffSession, TokenHash};
 use crate::company::{Company, Site};
 use crate::error::CommandError;
 use crate::id::{
-    AccessLinkId, ChallengeId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
-    StaffUserId, TaskId, TemplateId, TenantId,
+    AccessLinkId, ChallengeId, CommentId, CompanyId, ContactId, DigestItemId, EventId, MessageId, PhaseId, PortalId,
+    RoleId, SiteId, StaffUserId, TaskId, TemplateId, TenantId,
 };
 use crate::lifecycle::PortalStatus;
 use crate::mail::{ClaimedMessage, MessageSecret, MessageStatus, OutboxEntry};
+use crate::notifications::{DigestItem, PendingDigest, ReminderRecord};
 use crate::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::storage::{
-    AccessRepo, ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo, OutboxRepo,
-    OutcomeRepo, PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult,
-    TemplateRepo, TenantRepo,
+    AccessRepo, ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo,
+    NotificationRepo, OutboxRepo, OutcomeRepo, PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts,
+    StorageError, StorageResult, TemplateRepo, TenantRepo,
 };
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -58,6 +59,8 @@ struct Db {
     links: Map<AccessLinkId, AccessLink>,
     contact_sessions: BTreeMap<TokenHash, ContactSession>,
     challenges: Map<ChallengeId, AccessChallenge>,
+    reminders: Vec<ReminderRecord>,
+    digest_items: Map<DigestItemId, DigestItem>,
 }
 
 /// A message in the outbox with its delivery state.
@@ -227,6 +230,12 @@ impl Db {
             .retain(|_, s| !(s.tenant_id == tenant && which(s.portal_id, s.contact_id)));
         self.challenges
             .retain(|(t, _), c| !(*t == tenant && which(c.portal_id, c.contact_id)));
+        // The reminder ledger and digest items go with their portal or contact too (ON DELETE
+        // CASCADE in the SQL stores).
+        self.reminders
+            .retain(|r| !(r.tenant_id == tenant && which(r.portal_id, r.contact_id)));
+        self.digest_items
+            .retain(|(t, _), d| !(*t == tenant && which(d.portal_id, d.contact_id)));
     }
 
     fn delete_task_rows(&mut self, tenant: TenantId, id: TaskId) {
@@ -235,6 +244,7 @@ impl Db {
             t.depends_on.retain(|d| *d != id);
         }
         self.comments.retain(|(t, _), c| !(*t == tenant && c.task_id == id));
+        self.reminders.retain(|r| !(r.tenant_id == tenant && r.task_id == id));
     }
 
     fn apply(&mut self, tenant: TenantId, w: &Write) -> Result<(), CommandError> {
@@ -561,6 +571,55 @@ impl Db {
                     c.clone(),
                 )?;
             }
+            Write::InsertReminderRecord(r) => {
+                // As the foreign keys refuse it.
+                if !self.tasks.contains_key(&(tenant, r.task_id))
+                    || !self.contacts.contains_key(&(tenant, r.contact_id))
+                {
+                    return Err(CommandError::NotFound {
+                        entity: "task",
+                        id: r.task_id.as_uuid(),
+                    });
+                }
+                if self
+                    .reminders
+                    .iter()
+                    .any(|x| x.tenant_id == tenant && x.is_for(r.task_id, r.contact_id, r.reason, r.due_date))
+                {
+                    return Err(already("reminder", &r.task_id));
+                }
+                self.reminders.push(r.clone());
+            }
+            Write::InsertDigestItem(d) => {
+                if !self.contacts.contains_key(&(tenant, d.contact_id)) {
+                    return Err(CommandError::NotFound {
+                        entity: "contact",
+                        id: d.contact_id.as_uuid(),
+                    });
+                }
+                insert(
+                    &mut self.digest_items,
+                    (tenant, d.id),
+                    "digest item",
+                    d.id.as_uuid(),
+                    d.clone(),
+                )?;
+            }
+            Write::DeleteDigestItems { contact_id, ids } => {
+                for id in ids {
+                    match self.digest_items.remove(&(tenant, *id)) {
+                        Some(d) if d.contact_id == *contact_id => {}
+                        _ => {
+                            return Err(CommandError::Stale {
+                                entity: "digest item",
+                                id: id.as_uuid(),
+                                expected: 1,
+                                actual: 0,
+                            });
+                        }
+                    }
+                }
+            }
             Write::UseAccessChallenge { id, at } => match self.challenges.get_mut(&(tenant, *id)) {
                 Some(c) if c.used_at.is_none() => c.used_at = Some(*at),
                 Some(_) => {
@@ -819,12 +878,9 @@ impl PortalRepo for MemoryStorage {
             Ok(o) => o,
             Err(e) => return Ok(Some(Err(e))),
         };
-        match db.commit(tenant, &outcome)? {
-            Ok(()) => Ok(Some(Ok(outcome))),
-            Err(e) => Err(StorageError::Invariant(format!(
-                "a decision made under the portal lock failed to commit: {e}"
-            ))),
-        }
+        // A refusal here comes from rows outside the portal's state (the reminder ledger, digest
+        // items) that another writer changed since the caller read them: nothing is written.
+        Ok(Some(db.commit(tenant, &outcome)?.map(|()| outcome)))
     }
 }
 
@@ -1089,6 +1145,66 @@ impl AuthRepo for MemoryStorage {
             *entry = (window_start, 1);
         }
         Ok(entry.1)
+    }
+}
+
+#[async_trait]
+impl NotificationRepo for MemoryStorage {
+    async fn list_reminder_records(&self, tenant: TenantId, portal: PortalId) -> StorageResult<Vec<ReminderRecord>> {
+        Ok(self
+            .lock()
+            .reminders
+            .iter()
+            .filter(|r| r.tenant_id == tenant && r.portal_id == portal)
+            .cloned()
+            .collect())
+    }
+
+    async fn list_active_portals(
+        &self,
+        after: Option<(TenantId, PortalId)>,
+        limit: usize,
+    ) -> StorageResult<Vec<(TenantId, PortalId)>> {
+        let db = self.lock();
+        Ok(db
+            .portals
+            .iter()
+            .filter(|(key, p)| after.is_none_or(|a| **key > a) && p.status == PortalStatus::Active)
+            .map(|(key, _)| *key)
+            .take(limit.clamp(1, 1000))
+            .collect())
+    }
+
+    async fn list_pending_digests(
+        &self,
+        after: Option<(TenantId, ContactId)>,
+        limit: usize,
+    ) -> StorageResult<Vec<PendingDigest>> {
+        let db = self.lock();
+        let mut by_contact: BTreeMap<(TenantId, ContactId), PendingDigest> = BTreeMap::new();
+        for d in db.digest_items.values() {
+            let key = (d.tenant_id, d.contact_id);
+            if after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            by_contact
+                .entry(key)
+                .and_modify(|p| p.oldest = p.oldest.min(d.created_at))
+                .or_insert(PendingDigest {
+                    tenant_id: d.tenant_id,
+                    portal_id: d.portal_id,
+                    contact_id: d.contact_id,
+                    oldest: d.created_at,
+                });
+        }
+        Ok(by_contact.into_values().take(limit.clamp(1, 1000)).collect())
+    }
+
+    async fn list_digest_items(&self, tenant: TenantId, contact: ContactId) -> StorageResult<Vec<DigestItem>> {
+        Ok(tenant_rows(&self.lock().digest_items, tenant)
+            .filter(|d| d.contact_id == contact)
+            .cloned()
+            .collect())
     }
 }
 

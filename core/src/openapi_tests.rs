@@ -290,6 +290,7 @@ impl Fixture {
                 sender_email: Some(email("portal@msp.example")),
                 reply_to: None,
             },
+            notification_settings: crate::notifications::NotificationSettings::new(),
             version: 3,
             created_at: now(),
         }
@@ -430,6 +431,7 @@ impl Fixture {
                 email: email("sam@client.example.org"),
                 role: ContactRole::DecisionMaker,
                 primary: true,
+                notifications: crate::notifications::NotificationPreferences::default(),
                 version: 1,
                 created_at: now(),
             }],

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::access::{AccessChallenge, AccessLink, ContactSession};
 use crate::activity::ActivityEvent;
 use crate::company::{Company, Site};
-use crate::id::{ChallengeId, ContactId, EventId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId};
+use crate::id::{
+    ChallengeId, ContactId, DigestItemId, EventId, PhaseId, PortalId, SiteId, TaskId, TemplateId, TenantId,
+};
+use crate::notifications::{DigestItem, ReminderRecord};
 use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -114,6 +117,21 @@ pub enum Write {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Records an automatic reminder in the ledger (BYD-5); refused as
+    /// [`crate::CommandError::AlreadyExists`] when the same reminder (task, contact, reason, due
+    /// date) is recorded already, so it is never sent twice.
+    InsertReminderRecord(ReminderRecord),
+    /// Keeps something for a contact's daily digest (BYD-5).
+    InsertDigestItem(DigestItem),
+    /// Deletes digest items once their digest is queued; refused as stale
+    /// ([`crate::CommandError::Stale`]) unless every one of them was still there, so a digest
+    /// goes out once.
+    DeleteDigestItems {
+        /// The contact.
+        contact_id: ContactId,
+        /// The items.
+        ids: Vec<DigestItemId>,
+    },
     /// ACT-4: erases summary, details and actor display of every event of the portal, keeping
     /// each as a tombstone that names the audit event of the delete.
     EraseEventsOfPortal {
@@ -142,6 +160,8 @@ impl Write {
             Self::InsertContactSession(_) => "contact session",
             Self::InsertAccessChallenge(_) | Self::UseAccessChallenge { .. } => "access code",
             Self::EraseEventsOfPortal { .. } => "activity",
+            Self::InsertReminderRecord(_) => "reminder",
+            Self::InsertDigestItem(_) | Self::DeleteDigestItems { .. } => "digest item",
         }
     }
 }
@@ -203,6 +223,8 @@ impl Outcome {
                 Write::InsertAccessLink(l) => Some(l.tenant_id),
                 Write::InsertContactSession(s) => Some(s.tenant_id),
                 Write::InsertAccessChallenge(c) => Some(c.tenant_id),
+                Write::InsertReminderRecord(r) => Some(r.tenant_id),
+                Write::InsertDigestItem(d) => Some(d.tenant_id),
                 Write::DeleteSite { .. }
                 | Write::DeleteTemplate { .. }
                 | Write::DeletePortal { .. }
@@ -211,6 +233,7 @@ impl Outcome {
                 | Write::DeleteContact { .. }
                 | Write::RevokeContactAccess { .. }
                 | Write::UseAccessChallenge { .. }
+                | Write::DeleteDigestItems { .. }
                 | Write::EraseEventsOfPortal { .. } => None,
             })
             .chain(self.events.iter().map(|e| e.tenant_id))

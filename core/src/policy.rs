@@ -184,6 +184,12 @@ pub enum Action {
     ReadOutbox,
     /// Queue a failed message again.
     RetryMail,
+    /// Send notifications to contacts on the system's own account: automatic reminders and
+    /// daily digests (BYD-5).
+    SendNotifications,
+    /// Change a contact's notification preferences: the contact's own, or the system's on an
+    /// unsubscribe link (BYD-5). Staff may not.
+    ManageNotifications,
 }
 
 crate::string_enum!(Action {
@@ -207,6 +213,8 @@ crate::string_enum!(Action {
     ReadActivity => "read_activity",
     ReadOutbox => "read_outbox",
     RetryMail => "retry_mail",
+    SendNotifications => "send_notifications",
+    ManageNotifications => "manage_notifications",
 });
 
 /// What an action is done to, with the facts the policy needs about it.
@@ -287,7 +295,9 @@ const fn staff_needs(action: Action) -> Option<Permission> {
     use Action as A;
     match action {
         A::ReadTenant => None,
-        A::ManageSettings => Some(Permission::ManageSettings),
+        // `ManageNotifications` is the contact's own (BYD-5): `authorize` refuses it to staff
+        // before asking this.
+        A::ManageSettings | A::ManageNotifications => Some(Permission::ManageSettings),
         A::ManageUsers => Some(Permission::ManageUsers),
         A::ReadStaff
         | A::ReadCompany
@@ -305,7 +315,8 @@ const fn staff_needs(action: Action) -> Option<Permission> {
         | A::WorkOnTask
         | A::ManageTask
         | A::CommentOnTask
-        | A::RetryMail => Some(Permission::ManageOnboarding),
+        | A::RetryMail
+        | A::SendNotifications => Some(Permission::ManageOnboarding),
     }
 }
 
@@ -316,6 +327,8 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
     }
     let forbidden = Err(AccessDenied::Forbidden { action });
     match principal {
+        // A contact's notification preferences are the contact's (BYD-5).
+        Principal::Staff(_) if action == Action::ManageNotifications => forbidden,
         Principal::Staff(p) => match staff_needs(action) {
             None => Ok(()),
             // Managing implies reading: a manager without the read permission still sees what
@@ -347,7 +360,7 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
                 return Err(AccessDenied::OutOfScope);
             }
             match (action, owner) {
-                (Action::ReadPortal, None)
+                (Action::ReadPortal | Action::ManageNotifications, None)
                 | (Action::ReadTask | Action::CommentOnTask, Some(_))
                 | (Action::WorkOnTask, Some(TaskOwner::Client)) => Ok(()),
                 _ => forbidden,
@@ -371,7 +384,9 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
             | Action::ReadTemplate
             | Action::ReadPortal
             | Action::ReadTask
-            | Action::ReadActivity => Ok(()),
+            | Action::ReadActivity
+            | Action::SendNotifications
+            | Action::ManageNotifications => Ok(()),
             _ => forbidden,
         },
     }

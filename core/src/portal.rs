@@ -115,6 +115,9 @@ pub struct Contact {
     pub role: ContactRole,
     /// The primary flag: at most one per portal.
     pub primary: bool,
+    /// How the contact wants to hear of each kind of event (BYD-5); theirs to change.
+    #[serde(default)]
+    pub notifications: crate::notifications::NotificationPreferences,
     /// Compare-and-set version.
     pub version: i64,
     /// Creation time.

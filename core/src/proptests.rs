@@ -39,6 +39,7 @@ fn tenant(n: u128) -> Tenant {
         settings: TenantSettings::default(),
         link_settings: crate::tenant::LinkSettings::default(),
         branding: crate::tenant::Branding::default(),
+        notification_settings: crate::notifications::NotificationSettings::new(),
         version: 1,
         created_at: now(),
     }

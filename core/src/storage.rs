@@ -413,6 +413,40 @@ pub trait AccessRepo: Send + Sync {
     ) -> StorageResult<Option<crate::access::AccessChallenge>>;
 }
 
+/// What the reminder scheduler and the digest sender read (BYD-5). Their writes go through the
+/// commit path ([`Write::InsertReminderRecord`](crate::outcome::Write::InsertReminderRecord),
+/// [`Write::InsertDigestItem`](crate::outcome::Write::InsertDigestItem),
+/// [`Write::DeleteDigestItems`](crate::outcome::Write::DeleteDigestItems)).
+#[async_trait]
+pub trait NotificationRepo: Send + Sync {
+    /// The reminders recorded for a portal's tasks.
+    async fn list_reminder_records(
+        &self,
+        tenant: TenantId,
+        portal: PortalId,
+    ) -> StorageResult<Vec<crate::notifications::ReminderRecord>>;
+    /// Active portals of every tenant ordered by (tenant, portal), keyset-paged after `after`;
+    /// at most `limit` (clamped to 1..=1000).
+    async fn list_active_portals(
+        &self,
+        after: Option<(TenantId, PortalId)>,
+        limit: usize,
+    ) -> StorageResult<Vec<(TenantId, PortalId)>>;
+    /// Contacts of every tenant with digest items waiting, ordered by (tenant, contact),
+    /// keyset-paged after `after`; at most `limit` (clamped to 1..=1000).
+    async fn list_pending_digests(
+        &self,
+        after: Option<(TenantId, ContactId)>,
+        limit: usize,
+    ) -> StorageResult<Vec<crate::notifications::PendingDigest>>;
+    /// A contact's waiting digest items, oldest first (by id).
+    async fn list_digest_items(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StorageResult<Vec<crate::notifications::DigestItem>>;
+}
+
 /// The one commit path.
 #[async_trait]
 pub trait OutcomeRepo: Send + Sync {
@@ -425,7 +459,16 @@ pub trait OutcomeRepo: Send + Sync {
 
 /// Everything the engine needs of a store. Hold it as `Arc<dyn Storage>`.
 pub trait Storage:
-    TenantRepo + CompanyRepo + TemplateRepo + PortalRepo + ActivityRepo + OutboxRepo + OutcomeRepo + AuthRepo + AccessRepo
+    TenantRepo
+    + CompanyRepo
+    + TemplateRepo
+    + PortalRepo
+    + ActivityRepo
+    + OutboxRepo
+    + OutcomeRepo
+    + AuthRepo
+    + AccessRepo
+    + NotificationRepo
 {
 }
 
@@ -439,6 +482,7 @@ impl<T> Storage for T where
         + OutcomeRepo
         + AuthRepo
         + AccessRepo
+        + NotificationRepo
 {
 }
 

@@ -24,6 +24,9 @@ pub struct Tenant {
     /// Branding of mail and pages (BRD-1, MAIL-2).
     #[serde(default)]
     pub branding: Branding,
+    /// The reminder cadence and the digest hour (BYD-5).
+    #[serde(default)]
+    pub notification_settings: crate::notifications::NotificationSettings,
     /// Compare-and-set version of the tenant row (its settings are edited as one).
     pub version: i64,
     /// Creation time.

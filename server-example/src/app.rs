@@ -66,6 +66,8 @@ pub struct ServerSettings {
     /// The URL people reach the server at, without a trailing slash; contact access links are
     /// `{public_url}/access/{token}`.
     pub public_url: String,
+    /// Link openings and code tries allowed per client address in one 15-minute window.
+    pub access_limit_per_address: u32,
 }
 
 impl Default for ServerSettings {
@@ -74,6 +76,7 @@ impl Default for ServerSettings {
             default_tenant: None,
             secure_cookies: false,
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            access_limit_per_address: crate::api::access::ACCESS_LIMIT_PER_ADDRESS,
         }
     }
 }
@@ -287,6 +290,7 @@ pub fn router(state: AppState) -> Router {
     document_common_errors(&mut doc);
     routes
         .route(OPENAPI_PATH, get(move || std::future::ready(Json(doc.clone()))))
+        .merge(crate::api::notifications::pages())
         .fallback(route_not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -74,6 +74,28 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=86_400)
     )]
     pub mail_lease_seconds: u32,
+    /// How many times one client address may open access links (and try one-time codes) in a
+    /// 15-minute window before it gets 429 `too_many_attempts`.
+    #[arg(
+        long = "access-limit-per-address",
+        env = "PORTAL_ACCESS_LIMIT_PER_ADDRESS",
+        default_value_t = crate::api::access::ACCESS_LIMIT_PER_ADDRESS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub access_limit_per_address: u32,
+    /// Do not run automatic reminders and daily digests from this process (another process
+    /// does).
+    #[arg(long = "no-scheduler", env = "PORTAL_NO_SCHEDULER")]
+    pub no_scheduler: bool,
+    /// How often the scheduler looks for automatic reminders and daily digests that are due,
+    /// in seconds.
+    #[arg(
+        long = "notification-interval-seconds",
+        env = "PORTAL_NOTIFICATION_INTERVAL_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u32).range(1..=86_400)
+    )]
+    pub notification_interval_seconds: u32,
 }
 
 /// `tenant ...`
@@ -422,6 +444,9 @@ mod tests {
                 mail_from: "portal@portal.invalid".to_owned(),
                 no_mail_worker: false,
                 mail_lease_seconds: 300,
+                access_limit_per_address: 30,
+                no_scheduler: false,
+                notification_interval_seconds: 300,
             })
         );
         assert_eq!(cli.config.bind, "0.0.0.0:9000".parse().unwrap());
@@ -440,6 +465,21 @@ mod tests {
         for bad in ["0", "-1", "soon", "86401"] {
             assert!(
                 Cli::try_parse_from(["portal-server", "serve", "--mail-lease-seconds", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_access_limit_is_a_positive_number() {
+        let cli = Cli::try_parse_from(["portal-server", "serve", "--access-limit-per-address", "1000000"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.access_limit_per_address, 1_000_000);
+        for bad in ["0", "-1", "many", "4294967296"] {
+            assert!(
+                Cli::try_parse_from(["portal-server", "serve", "--access-limit-per-address", bad]).is_err(),
                 "{bad}"
             );
         }

@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod mail;
+pub mod scheduler;
 pub mod setup;
 pub mod storage;
 

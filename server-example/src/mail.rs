@@ -39,7 +39,8 @@ pub fn outbox_worker(state: &AppState, args: &ServeArgs) -> anyhow::Result<Optio
             email: sender,
         },
     )
-    .context("PORTAL_PUBLIC_URL")?;
+    .context("PORTAL_PUBLIC_URL")?
+    .with_unsubscribe_key(state.master_key.clone());
     if url.starts_with("file:") {
         tracing::info!(mail_url = %url, "mail is written to files");
     }

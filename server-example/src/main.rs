@@ -32,6 +32,10 @@ async fn main() -> anyhow::Result<()> {
         default_tenant: config.default_tenant.map(TenantId::from_uuid),
         secure_cookies: public_url.starts_with("https://"),
         public_url: public_url.clone(),
+        access_limit_per_address: match &cli.command {
+            Command::Serve(args) => args.access_limit_per_address,
+            _ => portal_server::api::access::ACCESS_LIMIT_PER_ADDRESS,
+        },
     };
     let master_key = match (&config.master_key, &cli.command) {
         (Some(key), _) => keys::parse_master_key(key)?,
@@ -169,12 +173,30 @@ async fn main() -> anyhow::Result<()> {
                         .await;
                 })
             });
+            let scheduler = if args.no_scheduler {
+                tracing::info!("this process sends no automatic reminders or digests (--no-scheduler)");
+                None
+            } else {
+                let engine = state.engine.clone();
+                let interval = std::time::Duration::from_secs(u64::from(args.notification_interval_seconds));
+                let mut stopped = stopped.clone();
+                Some(tokio::spawn(portal_server::scheduler::run(
+                    engine,
+                    interval,
+                    async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    },
+                )))
+            };
             tracing::info!(%addr, public_url = %public_url, "listening");
             let served = portal_server::serve(listener, state, shutdown_signal()).await;
             let _ = stop_worker.send(true);
             if let Some(worker) = worker {
                 // A send in flight finishes or its lease runs out: nothing queued is lost.
                 let _ = worker.await;
+            }
+            if let Some(scheduler) = scheduler {
+                let _ = scheduler.await;
             }
             served.context("the server failed")?;
             tracing::info!("stopped");

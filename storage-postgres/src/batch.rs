@@ -22,7 +22,7 @@ use sqlx::postgres::PgBindIterExt;
 use uuid::Uuid;
 
 use crate::error::{Fail, Step, already, not_found};
-use crate::rows::survey_options_json;
+use crate::rows::{notification_preferences_json, survey_options_json};
 use crate::write::Cx;
 
 /// A position in an ordered list as stored.
@@ -252,9 +252,9 @@ pub(crate) async fn insert_task_children(conn: &mut PgConnection, cx: Cx<'_>, ta
 }
 
 const INSERT_CONTACTS: &str = "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, \
-         created_at) \
+         created_at, notification_preferences) \
      SELECT $1, * FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::int8[], \
-             $9::timestamptz[]) \
+             $9::timestamptz[], $10::jsonb[]) \
      ON CONFLICT DO NOTHING RETURNING id";
 
 const CONTACTS_OF_PORTALS: &str =
@@ -279,6 +279,12 @@ pub(crate) async fn insert_contacts(conn: &mut PgConnection, cx: Cx<'_>, contact
         .bind(contacts.iter().map(|c| c.primary).bind_iter())
         .bind(contacts.iter().map(|c| c.version).bind_iter())
         .bind(contacts.iter().map(|c| c.created_at).bind_iter())
+        .bind(
+            contacts
+                .iter()
+                .map(|c| notification_preferences_json(&c.notifications))
+                .bind_iter(),
+        )
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| cx.err(e))?

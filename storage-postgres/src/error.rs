@@ -188,6 +188,8 @@ fn unique_refusal(constraint: &str, write: &Write) -> Option<Fail> {
         ("contact_session_pkey" | "contact_session_token_hash_key", Write::InsertContactSession(s)) => {
             already("contact session", &s.link_id)
         }
+        ("reminder_sent_once", Write::InsertReminderRecord(r)) => already("reminder", &r.task_id),
+        ("notification_digest_item_pkey", Write::InsertDigestItem(d)) => already("digest item", &d.id.as_uuid()),
         _ => return None,
     })
 }
@@ -264,6 +266,17 @@ fn foreign_key_refusal(constraint: &str, tenant: TenantId, write: &Write, key: O
             | "access_challenge_tenant_id_portal_id_fkey",
             Write::InsertAccessChallenge(c),
         ) => not_found("access link", c.link_id),
+        (
+            "reminder_sent_tenant_id_task_id_fkey" | "reminder_sent_tenant_id_contact_id_fkey",
+            Write::InsertReminderRecord(r),
+        ) => not_found("task", r.task_id),
+        ("reminder_sent_tenant_id_portal_id_fkey", Write::InsertReminderRecord(r)) => not_found("portal", r.portal_id),
+        ("notification_digest_item_tenant_id_contact_id_fkey", Write::InsertDigestItem(d)) => {
+            not_found("contact", d.contact_id)
+        }
+        ("notification_digest_item_tenant_id_portal_id_fkey", Write::InsertDigestItem(d)) => {
+            not_found("portal", d.portal_id)
+        }
         _ => return None,
     })
 }

@@ -47,9 +47,12 @@
 //!
 //! - a staff user's roles and a template task's dependencies read back ordered by id (their
 //!   tables keep no order; the reference store keeps the order written);
+//! - a portal's reminder records read back oldest first (then by task, contact, reason and due
+//!   date); the reference store keeps the order written;
 //! - a row pointing at a parent that does not exist (a dependency on no task, an unknown role,
-//!   a phase, contact or task of no portal, a row of a tenant never created) is refused as
-//!   `NotFound` or `UnknownDependency` by its foreign key, where the reference store keeps it;
+//!   a phase, contact or task of no portal, a reminder record or digest item of no portal, a row
+//!   of a tenant never created) is refused as `NotFound` or `UnknownDependency` by its foreign
+//!   key, where the reference store keeps it;
 //! - an outbox message of a portal or contact that does not exist is refused by its foreign key
 //!   ([`StorageError::Invariant`]);
 //! - a delivery error is stored cut to 1,000 characters, with NUL replaced (`text` cannot hold it);
@@ -69,6 +72,7 @@ mod access;
 mod auth;
 mod batch;
 mod error;
+mod notifications;
 mod outbox;
 mod portal;
 mod read;

@@ -59,7 +59,8 @@ const PORTAL_CHECKLISTS: &str = "SELECT task_id, id, text, done FROM task_checkl
 const PORTAL_SURVEYS: &str = "SELECT task_id, id, text, kind, options FROM task_survey_question \
      WHERE tenant_id = $1 AND portal_id = $2 ORDER BY task_id, position, id";
 
-const PORTAL_CONTACTS: &str = "SELECT tenant_id, id, portal_id, name, email, role, is_primary, version, created_at \
+const PORTAL_CONTACTS: &str = "SELECT tenant_id, id, portal_id, name, email, role, is_primary, version, created_at, \
+            notification_preferences \
      FROM contact WHERE tenant_id = $1 AND portal_id = $2";
 
 const COMMENTS_FOR_TASK: &str = "SELECT tenant_id, id, portal_id, task_id, author_kind, author_id, author_display, body, \
@@ -326,10 +327,15 @@ impl PortalRepo for PgStorage {
                 tx.commit().await.map_err(map_sqlx)?;
                 Ok(Some(Ok(outcome)))
             }
-            // Dropping the transaction rolls it back.
-            Err(e) => Err(StorageError::Invariant(format!(
-                "a decision made under the portal lock failed to commit: {e}"
-            ))),
+            // The portal's own rows cannot have changed under its row lock, but a decision also
+            // writes rows outside the portal's state that it did not read (the reminder ledger,
+            // digest items): another writer may have recorded the same reminder or queued the
+            // same digest since the caller looked. That is a refusal, as the reference store
+            // answers it, and nothing of the outcome is written.
+            Err(refused) => {
+                tx.rollback().await.map_err(map_sqlx)?;
+                Ok(Some(Err(refused)))
+            }
         }
     }
 }

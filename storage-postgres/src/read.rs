@@ -32,7 +32,7 @@ pub(crate) fn sql_limit<C>(page: &PageRequest<C>) -> i64 {
 
 const GET_TENANT: &str = "SELECT tenant_id, name, time_zone, billable_default, forwarded_link_protection, \
             access_link_expiry_days, version, created_at, app_name, logo_url, primary_colour, sender_name, \
-            sender_email, reply_to \
+            sender_email, reply_to, reminder_on_unlock, reminder_days_before_due, reminder_when_overdue, digest_hour \
      FROM tenant WHERE tenant_id = $1";
 
 const GET_ROLE: &str = "SELECT r.tenant_id, r.id, r.name, r.version, \

@@ -13,10 +13,14 @@ use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
 use portal_core::crypto::Sealed;
 use portal_core::id::{
-    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
-    StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
+    ChecklistItemId, CommentId, CompanyId, ContactId, DigestItemId, EventId, MessageId, PhaseId, PortalId, RoleId,
+    SiteId, StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
 };
 use portal_core::mail::{MailKind, MessageSecret, MessageStatus, OutboxEntry};
+use portal_core::notifications::{
+    DigestItem, NotificationPreferences, NotificationSettings, PendingDigest, ReminderCadence, ReminderReason,
+    ReminderRecord, Topic,
+};
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, Phase, Portal};
 use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
@@ -92,6 +96,12 @@ fn survey_options(raw: &serde_json::Value) -> StorageResult<Vec<ItemText>> {
         .collect()
 }
 
+/// A contact's notification preferences as stored: a JSON object, one delivery per topic.
+pub(crate) fn notification_preferences_json(p: &NotificationPreferences) -> serde_json::Value {
+    // A struct of unit enums always serialises.
+    serde_json::to_value(p).unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new()))
+}
+
 /// Survey options as they are stored.
 pub(crate) fn survey_options_json(options: &[ItemText]) -> serde_json::Value {
     serde_json::Value::Array(
@@ -118,6 +128,10 @@ pub(crate) struct TenantRow {
     sender_name: Option<String>,
     sender_email: Option<String>,
     reply_to: Option<String>,
+    reminder_on_unlock: bool,
+    reminder_days_before_due: Option<i32>,
+    reminder_when_overdue: bool,
+    digest_hour: i32,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -132,6 +146,20 @@ impl TryFrom<TenantRow> for Tenant {
             reply_to: r.reply_to.map(|e| email("tenant reply-to", &e)).transpose()?,
         };
         branding.check().map_err(|e| corrupt("tenant branding", e))?;
+        let notification_settings = NotificationSettings {
+            reminders: ReminderCadence {
+                on_unlock: r.reminder_on_unlock,
+                days_before_due: r
+                    .reminder_days_before_due
+                    .map(|d| u8::try_from(d).map_err(|e| corrupt("tenant reminder days before due", e)))
+                    .transpose()?,
+                when_overdue: r.reminder_when_overdue,
+            },
+            digest_hour: u8::try_from(r.digest_hour).map_err(|e| corrupt("tenant digest hour", e))?,
+        };
+        notification_settings
+            .check()
+            .map_err(|e| corrupt("tenant notification settings", e))?;
         Ok(Self {
             id: TenantId::from_uuid(r.tenant_id),
             name: name("tenant name", &r.name)?,
@@ -145,6 +173,7 @@ impl TryFrom<TenantRow> for Tenant {
                     .map_err(|e| corrupt("tenant access link expiry", e))?,
             },
             branding,
+            notification_settings,
             version: r.version,
             created_at: r.created_at,
         })
@@ -525,6 +554,7 @@ pub(crate) struct ContactRow {
     is_primary: bool,
     version: i64,
     created_at: DateTime<Utc>,
+    notification_preferences: serde_json::Value,
 }
 
 impl TryFrom<ContactRow> for Contact {
@@ -538,6 +568,8 @@ impl TryFrom<ContactRow> for Contact {
             email: email("contact email", &r.email)?,
             role: parse("contact role", &r.role)?,
             primary: r.is_primary,
+            notifications: serde_json::from_value::<NotificationPreferences>(r.notification_preferences)
+                .map_err(|e| corrupt("contact notification preferences", e))?,
             version: r.version,
             created_at: r.created_at,
         })
@@ -775,4 +807,78 @@ where
     T: TryFrom<R, Error = StorageError>,
 {
     rows.into_iter().map(T::try_from).collect()
+}
+
+/// A row of the reminder ledger.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReminderRow {
+    tenant_id: Uuid,
+    portal_id: Uuid,
+    task_id: Uuid,
+    contact_id: Uuid,
+    reason: String,
+    due_date: Option<NaiveDate>,
+    sent_at: DateTime<Utc>,
+}
+
+impl TryFrom<ReminderRow> for ReminderRecord {
+    type Error = StorageError;
+    fn try_from(r: ReminderRow) -> StorageResult<Self> {
+        Ok(Self {
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            task_id: TaskId::from_uuid(r.task_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            reason: parse::<ReminderReason>("reminder reason", &r.reason)?,
+            due_date: r.due_date,
+            sent_at: r.sent_at,
+        })
+    }
+}
+
+/// An item waiting for a contact's daily digest.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DigestItemRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    topic: String,
+    payload: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<DigestItemRow> for DigestItem {
+    type Error = StorageError;
+    fn try_from(r: DigestItemRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: DigestItemId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            topic: parse::<Topic>("digest item topic", &r.topic)?,
+            payload: r.payload,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A contact with digest items waiting.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PendingDigestRow {
+    tenant_id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    oldest: DateTime<Utc>,
+}
+
+impl From<PendingDigestRow> for PendingDigest {
+    fn from(r: PendingDigestRow) -> Self {
+        Self {
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            oldest: r.oldest,
+        }
+    }
 }

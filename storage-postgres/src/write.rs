@@ -15,6 +15,7 @@
 
 mod access;
 mod admin;
+mod notifications;
 mod portal;
 
 use std::collections::HashSet;
@@ -250,6 +251,11 @@ async fn apply_write(conn: &mut PgConnection, cx: Cx<'_>) -> Step {
         Write::UseAccessChallenge { id, at } => access::use_challenge(conn, cx, *id, *at).await,
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             portal::erase_events_of_portal(conn, cx, *portal_id, *erased_by).await
+        }
+        Write::InsertReminderRecord(r) => notifications::insert_reminder(conn, cx, r).await,
+        Write::InsertDigestItem(d) => notifications::insert_digest_item(conn, cx, d).await,
+        Write::DeleteDigestItems { contact_id, ids } => {
+            notifications::delete_digest_items(conn, cx, *contact_id, ids).await
         }
     }
 }

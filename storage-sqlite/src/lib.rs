@@ -75,11 +75,12 @@
 //! calls are single fenced `UPDATE`s (see the `outbox` module). Where it differs from the
 //! reference store: a delivery error is stored cut to 1,000 characters, and a message of a
 //! portal or contact that does not exist is refused by its foreign key
-//! ([`StorageError::Invariant`]).
+//! ([`StorageError::Invariant`](portal_core::storage::StorageError::Invariant)).
 
 mod access;
 mod auth;
 mod error;
+mod notifications;
 mod outbox;
 mod read;
 mod rows;
@@ -100,7 +101,7 @@ use portal_core::outcome::Outcome;
 use portal_core::portal::{Portal, PortalState};
 use portal_core::storage::{
     ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, CompanyRepo, OutcomeRepo, PageRequest,
-    PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageError, StorageResult, TemplateRepo, TenantRepo,
+    PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts, StorageResult, TemplateRepo, TenantRepo,
 };
 use portal_core::task::Comment;
 use portal_core::template::Template;
@@ -146,8 +147,9 @@ impl SqliteStorage {
     ///
     /// # Errors
     ///
-    /// [`StorageError::Backend`] for a URL that is not a SQLite one or a failed migration,
-    /// [`StorageError::Unavailable`] when the file cannot be opened.
+    /// [`StorageError::Backend`](portal_core::storage::StorageError::Backend) for a URL that is not a SQLite one or a
+    /// failed migration, [`StorageError::Unavailable`](portal_core::storage::StorageError::Unavailable) when the file
+    /// cannot be opened.
     pub async fn connect(url: &str) -> StorageResult<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(map_sqlx)?
@@ -629,11 +631,14 @@ impl PortalRepo for SqliteStorage {
                 tx.commit().await.map_err(map_sqlx)?;
                 Ok(Some(Ok(outcome)))
             }
-            Err(e) => {
+            // The portal's own rows cannot have changed under the write lock, but a decision
+            // also writes rows outside the portal's state that it did not read (the reminder
+            // ledger, digest items): another writer may have recorded the same reminder or
+            // queued the same digest since the caller looked. That is a refusal, as the
+            // reference store answers it, and nothing of the outcome is written.
+            Err(refused) => {
                 tx.rollback().await.map_err(map_sqlx)?;
-                Err(StorageError::Invariant(format!(
-                    "a decision made under the portal lock failed to commit: {e}"
-                )))
+                Ok(Some(Err(refused)))
             }
         }
     }

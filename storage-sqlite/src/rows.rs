@@ -13,11 +13,15 @@ use portal_core::auth::{StaffSession, TokenHash};
 use portal_core::company::{Company, Site};
 use portal_core::crypto::Sealed;
 use portal_core::id::{
-    ChecklistItemId, CommentId, CompanyId, ContactId, EventId, MessageId, PhaseId, PortalId, RoleId, SiteId,
-    StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
+    ChecklistItemId, CommentId, CompanyId, ContactId, DigestItemId, EventId, MessageId, PhaseId, PortalId, RoleId,
+    SiteId, StaffUserId, SurveyQuestionId, TaskId, TemplateId, TemplatePhaseId, TemplateTaskId, TenantId,
 };
 use portal_core::lifecycle::PortalStatus;
 use portal_core::mail::{MailKind, MessageSecret, MessageStatus, OutboxEntry};
+use portal_core::notifications::{
+    DigestItem, NotificationPreferences, NotificationSettings, PendingDigest, ReminderCadence, ReminderReason,
+    ReminderRecord, Topic,
+};
 use portal_core::outcome::OutboundMessage;
 use portal_core::portal::{Contact, ContactRole, Phase, Portal};
 use portal_core::storage::{AssignedTask, PortalTaskCounts, StorageError, StorageResult};
@@ -35,7 +39,8 @@ use crate::error::{corrupt, parse};
 macro_rules! tenant_columns {
     () => {
         "tenant_id, name, time_zone, billable_default, forwarded_link_protection, access_link_expiry_days, version, \
-         created_at, app_name, logo_url, primary_colour, sender_name, sender_email, reply_to"
+         created_at, app_name, logo_url, primary_colour, sender_name, sender_email, reply_to, reminder_on_unlock, \
+         reminder_days_before_due, reminder_when_overdue, digest_hour"
     };
 }
 macro_rules! role_columns {
@@ -82,7 +87,7 @@ macro_rules! task_columns {
 }
 macro_rules! contact_columns {
     () => {
-        "tenant_id, id, portal_id, name, email, role, is_primary, version, created_at"
+        "tenant_id, id, portal_id, name, email, role, is_primary, version, created_at, notification_preferences"
     };
 }
 macro_rules! comment_columns {
@@ -151,6 +156,17 @@ pub(crate) fn json_text(v: &serde_json::Value) -> String {
     v.to_string()
 }
 
+/// A contact's notification preferences as stored: a JSON object, one delivery per topic.
+pub(crate) fn notification_preferences_json(p: &NotificationPreferences) -> String {
+    // A struct of unit enums always serialises.
+    serde_json::to_string(p).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A contact's stored notification preferences; a topic left out is `immediate`.
+fn notification_preferences(text: &str) -> StorageResult<NotificationPreferences> {
+    parse("contact.notification_preferences", serde_json::from_str(text))
+}
+
 fn actor(what: &'static str, kind: &str, id: Option<Uuid>, display: Option<String>) -> StorageResult<Actor> {
     Ok(Actor {
         kind: parse(what, kind.parse::<ActorKind>())?,
@@ -175,6 +191,10 @@ pub(crate) struct TenantRow {
     sender_name: Option<String>,
     sender_email: Option<String>,
     reply_to: Option<String>,
+    reminder_on_unlock: bool,
+    reminder_days_before_due: Option<i64>,
+    reminder_when_overdue: bool,
+    digest_hour: i64,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -201,6 +221,18 @@ impl TryFrom<TenantRow> for Tenant {
                 .transpose()?,
         };
         parse("tenant branding", branding.check())?;
+        let notification_settings = NotificationSettings {
+            reminders: ReminderCadence {
+                on_unlock: r.reminder_on_unlock,
+                days_before_due: r
+                    .reminder_days_before_due
+                    .map(|d| parse("tenant.reminder_days_before_due", u8::try_from(d)))
+                    .transpose()?,
+                when_overdue: r.reminder_when_overdue,
+            },
+            digest_hour: parse("tenant.digest_hour", u8::try_from(r.digest_hour))?,
+        };
+        parse("tenant notification settings", notification_settings.check())?;
         Ok(Self {
             id: TenantId::from_uuid(r.tenant_id),
             name: parse("tenant.name", Name::parse(&r.name))?,
@@ -216,6 +248,7 @@ impl TryFrom<TenantRow> for Tenant {
                 )?,
             },
             branding,
+            notification_settings,
             version: r.version,
             created_at: r.created_at,
         })
@@ -595,6 +628,7 @@ pub(crate) struct ContactRow {
     is_primary: bool,
     version: i64,
     created_at: DateTime<Utc>,
+    notification_preferences: String,
 }
 
 impl TryFrom<ContactRow> for Contact {
@@ -608,6 +642,7 @@ impl TryFrom<ContactRow> for Contact {
             email: parse("contact.email", Email::parse(&r.email))?,
             role: parse("contact.role", r.role.parse::<ContactRole>())?,
             primary: r.is_primary,
+            notifications: notification_preferences(&r.notification_preferences)?,
             version: r.version,
             created_at: r.created_at,
         })
@@ -831,5 +866,79 @@ impl TryFrom<SessionRow> for StaffSession {
             created_at: r.created_at,
             expires_at: r.expires_at,
         })
+    }
+}
+
+/// A row of the reminder ledger.
+#[derive(FromRow)]
+pub(crate) struct ReminderRow {
+    tenant_id: Uuid,
+    portal_id: Uuid,
+    task_id: Uuid,
+    contact_id: Uuid,
+    reason: String,
+    due_date: Option<NaiveDate>,
+    sent_at: DateTime<Utc>,
+}
+
+impl TryFrom<ReminderRow> for ReminderRecord {
+    type Error = StorageError;
+    fn try_from(r: ReminderRow) -> StorageResult<Self> {
+        Ok(Self {
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            task_id: TaskId::from_uuid(r.task_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            reason: parse("reminder_sent.reason", r.reason.parse::<ReminderReason>())?,
+            due_date: r.due_date,
+            sent_at: r.sent_at,
+        })
+    }
+}
+
+/// An item waiting for a contact's daily digest.
+#[derive(FromRow)]
+pub(crate) struct DigestItemRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    topic: String,
+    payload: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<DigestItemRow> for DigestItem {
+    type Error = StorageError;
+    fn try_from(r: DigestItemRow) -> StorageResult<Self> {
+        Ok(Self {
+            id: DigestItemId::from_uuid(r.id),
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            topic: parse("notification_digest_item.topic", r.topic.parse::<Topic>())?,
+            payload: json("notification_digest_item.payload", &r.payload)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A contact with digest items waiting.
+#[derive(FromRow)]
+pub(crate) struct PendingDigestRow {
+    tenant_id: Uuid,
+    portal_id: Uuid,
+    contact_id: Uuid,
+    oldest: DateTime<Utc>,
+}
+
+impl From<PendingDigestRow> for PendingDigest {
+    fn from(r: PendingDigestRow) -> Self {
+        Self {
+            tenant_id: TenantId::from_uuid(r.tenant_id),
+            portal_id: PortalId::from_uuid(r.portal_id),
+            contact_id: ContactId::from_uuid(r.contact_id),
+            oldest: r.oldest,
+        }
     }
 }

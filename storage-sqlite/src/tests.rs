@@ -29,6 +29,7 @@ fn tenant(n: u128) -> Tenant {
         settings: TenantSettings::default(),
         link_settings: portal_core::tenant::LinkSettings::default(),
         branding: portal_core::tenant::Branding::default(),
+        notification_settings: portal_core::notifications::NotificationSettings::new(),
         version: 1,
         created_at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("a time"),
     }

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use portal_core::activity::ActivityEvent;
 use portal_core::error::CommandError;
-use portal_core::id::TenantId;
+use portal_core::id::{ContactId, DigestItemId, TenantId};
 use portal_core::mail::MessageSecret;
 use portal_core::outcome::{AccessEffect, OutboundMessage, Outcome, Write};
 use portal_core::portal::{Contact, PortalState};
@@ -28,7 +28,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::{is_constraint, map_sqlx};
-use crate::rows::{json_text, survey_options_json};
+use crate::rows::{json_text, notification_preferences_json, survey_options_json};
 
 /// Most bind variables one statement may carry: `SQLITE_MAX_VARIABLE_NUMBER` of the bundled
 /// SQLite (3.32 and later).
@@ -346,14 +346,17 @@ async fn insert_portal(conn: &mut SqliteConnection, tenant: TenantId, s: &Portal
     .await?;
     let tasks: Vec<&Task> = s.tasks.iter().collect();
     insert_tasks(conn, tenant, &tasks).await?;
-    insert_rows(conn, INSERT_CONTACT, 9, &s.contacts, |sep, c| {
+    insert_rows(conn, INSERT_CONTACT, CONTACT_COLUMNS, &s.contacts, |sep, c| {
         push_contact(sep, tenant, c);
     })
     .await
 }
 
-const INSERT_CONTACT: &str =
-    "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, created_at) ";
+const INSERT_CONTACT: &str = "INSERT INTO contact (tenant_id, id, portal_id, name, email, role, is_primary, version, \
+     created_at, notification_preferences) ";
+
+/// The columns of [`INSERT_CONTACT`].
+const CONTACT_COLUMNS: usize = 10;
 
 fn push_contact(sep: &mut Sep<'_>, tenant: TenantId, c: &Contact) {
     sep.push_bind(tenant.as_uuid())
@@ -364,7 +367,8 @@ fn push_contact(sep: &mut Sep<'_>, tenant: TenantId, c: &Contact) {
         .push_bind(c.role.as_str())
         .push_bind(c.primary)
         .push_bind(c.version)
-        .push_bind(c.created_at);
+        .push_bind(c.created_at)
+        .push_bind(notification_preferences_json(&c.notifications));
 }
 
 /// Inserts a template's phases, tasks, checklists, dependencies (after every task) and
@@ -661,7 +665,8 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             sqlx::query(
                 "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, forwarded_link_protection, version, \
                  created_at, access_link_expiry_days, app_name, logo_url, primary_colour, sender_name, sender_email, \
-                 reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 reply_to, reminder_on_unlock, reminder_days_before_due, reminder_when_overdue, digest_hour) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(t.id.as_uuid())
             .bind(t.name.as_str())
@@ -677,6 +682,10 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.branding.sender_name.as_ref().map(Name::as_str))
             .bind(t.branding.sender_email.as_ref().map(Email::as_str))
             .bind(t.branding.reply_to.as_ref().map(Email::as_str))
+            .bind(t.notification_settings.reminders.on_unlock)
+            .bind(t.notification_settings.reminders.days_before_due.map(i64::from))
+            .bind(t.notification_settings.reminders.when_overdue)
+            .bind(i64::from(t.notification_settings.digest_hour))
             .execute(&mut *conn)
             .await?;
         }
@@ -687,8 +696,9 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             let changed = sqlx::query(
                 "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, forwarded_link_protection = $6, \
                  version = $7, created_at = $8, access_link_expiry_days = $9, app_name = $10, logo_url = $11, \
-                 primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15 \
-                 WHERE tenant_id = $1 AND version = $2",
+                 primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15, \
+                 reminder_on_unlock = $16, reminder_days_before_due = $17, reminder_when_overdue = $18, \
+                 digest_hour = $19 WHERE tenant_id = $1 AND version = $2",
             )
             .bind(t.id.as_uuid())
             .bind(expected_version)
@@ -705,6 +715,10 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(t.branding.sender_name.as_ref().map(Name::as_str))
             .bind(t.branding.sender_email.as_ref().map(Email::as_str))
             .bind(t.branding.reply_to.as_ref().map(Email::as_str))
+            .bind(t.notification_settings.reminders.on_unlock)
+            .bind(t.notification_settings.reminders.days_before_due.map(i64::from))
+            .bind(t.notification_settings.reminders.when_overdue)
+            .bind(i64::from(t.notification_settings.digest_hour))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -1082,9 +1096,15 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
                 .await?;
         }
         Write::InsertContact(c) => {
-            insert_rows(conn, INSERT_CONTACT, 9, std::slice::from_ref(c), |sep, c| {
-                push_contact(sep, tenant, c);
-            })
+            insert_rows(
+                conn,
+                INSERT_CONTACT,
+                CONTACT_COLUMNS,
+                std::slice::from_ref(c),
+                |sep, c| {
+                    push_contact(sep, tenant, c);
+                },
+            )
             .await?;
         }
         Write::UpdateContact {
@@ -1093,7 +1113,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         } => {
             let changed = sqlx::query(
                 "UPDATE contact SET portal_id = $4, name = $5, email = $6, role = $7, is_primary = $8, version = $9, \
-                 created_at = $10 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+                 created_at = $10, notification_preferences = $11 WHERE tenant_id = $1 AND id = $2 AND version = $3",
             )
             .bind(tid)
             .bind(c.id.as_uuid())
@@ -1105,6 +1125,7 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
             .bind(c.primary)
             .bind(c.version)
             .bind(c.created_at)
+            .bind(notification_preferences_json(&c.notifications))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -1221,6 +1242,39 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
                 }));
             }
         }
+        Write::InsertReminderRecord(r) => {
+            sqlx::query(
+                "INSERT INTO reminder_sent (tenant_id, portal_id, task_id, contact_id, reason, due_date, sent_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(tid)
+            .bind(r.portal_id.as_uuid())
+            .bind(r.task_id.as_uuid())
+            .bind(r.contact_id.as_uuid())
+            .bind(r.reason.as_str())
+            .bind(r.due_date)
+            .bind(r.sent_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Write::InsertDigestItem(d) => {
+            sqlx::query(
+                "INSERT INTO notification_digest_item (tenant_id, id, portal_id, contact_id, topic, payload, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(tid)
+            .bind(d.id.as_uuid())
+            .bind(d.portal_id.as_uuid())
+            .bind(d.contact_id.as_uuid())
+            .bind(d.topic.as_str())
+            .bind(json_text(&d.payload))
+            .bind(d.created_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Write::DeleteDigestItems { contact_id, ids } => {
+            return delete_digest_items(conn, tenant, *contact_id, ids).await;
+        }
         Write::EraseEventsOfPortal { portal_id, erased_by } => {
             sqlx::query(
                 "UPDATE activity_event SET summary = '', details = 'null', actor_display = NULL, erased_by = $3 \
@@ -1234,6 +1288,47 @@ async fn apply_write(conn: &mut SqliteConnection, tenant: TenantId, w: &Write) -
         }
     }
     Ok(Ok(()))
+}
+
+/// Deletes a contact's digest items; unless every one of them was there (and the contact's), the
+/// first that was not is refused as stale, as the reference store does, and the caller rolls
+/// back the deletes of the others.
+async fn delete_digest_items(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    contact: ContactId,
+    ids: &[DigestItemId],
+) -> Applied {
+    if ids.is_empty() {
+        return Ok(Ok(()));
+    }
+    let deleted: Vec<Uuid> = sqlx::query_scalar(
+        "DELETE FROM notification_digest_item WHERE tenant_id = $1 AND contact_id = $2 \
+         AND id IN (SELECT unhex(value) FROM json_each($3)) RETURNING id",
+    )
+    .bind(tenant.as_uuid())
+    .bind(contact.as_uuid())
+    .bind(crate::read::id_list(ids.iter().map(|i| i.as_uuid())))
+    .fetch_all(&mut *conn)
+    .await?;
+    if deleted.len() == ids.len() {
+        return Ok(Ok(()));
+    }
+    // The reference store deletes them in order and stops at the first one missing (or named
+    // twice).
+    let deleted: HashSet<Uuid> = deleted.into_iter().collect();
+    let mut seen = HashSet::new();
+    let missing = ids
+        .iter()
+        .map(|i| i.as_uuid())
+        .find(|id| !seen.insert(*id) || !deleted.contains(id))
+        .unwrap_or_else(|| ids[0].as_uuid());
+    Ok(Err(CommandError::Stale {
+        entity: "digest item",
+        id: missing,
+        expected: 1,
+        actual: 0,
+    }))
 }
 
 /// Whose client access [`revoke_access`] ends.
@@ -1393,6 +1488,7 @@ mod exists_sql {
     pub(super) const MESSAGE: &str = "SELECT 1 FROM outbox_message WHERE tenant_id = $1 AND id = $2";
     pub(super) const ACCESS_LINK: &str = "SELECT 1 FROM access_link WHERE tenant_id = $1 AND id = $2";
     pub(super) const ACCESS_CHALLENGE: &str = "SELECT 1 FROM access_challenge WHERE tenant_id = $1 AND id = $2";
+    pub(super) const DIGEST_ITEM: &str = "SELECT 1 FROM notification_digest_item WHERE tenant_id = $1 AND id = $2";
 }
 
 /// Whether a token hash is already stored (token hashes are unique across tenants).
@@ -1816,12 +1912,46 @@ async fn explain(conn: &mut SqliteConnection, tenant: TenantId, step: Step<'_>) 
                     .then(|| already("access code", &c.id))
             );
         }
+        Write::InsertReminderRecord(r) => {
+            // The reference store answers a missing task or contact as a missing task.
+            let (task, contact) = (r.task_id.as_uuid(), r.contact_id.as_uuid());
+            let missing = !exists(conn, exists_sql::TASK, tenant, task).await?
+                || !exists(conn, exists_sql::CONTACT, tenant, contact).await?;
+            check!(missing.then(|| not_found("task", task)));
+            let sent: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM reminder_sent WHERE tenant_id = $1 AND task_id = $2 AND contact_id = $3 \
+                 AND reason = $4 AND COALESCE(due_date, '') = COALESCE($5, '')",
+            )
+            .bind(tenant.as_uuid())
+            .bind(task)
+            .bind(contact)
+            .bind(r.reason.as_str())
+            .bind(r.due_date)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+            check!(sent.map(|_| already("reminder", &r.task_id)));
+            let portal = r.portal_id.as_uuid();
+            check!((!exists(conn, exists_sql::PORTAL, tenant, portal).await?).then(|| not_found("portal", portal)));
+        }
+        Write::InsertDigestItem(d) => {
+            let contact = d.contact_id.as_uuid();
+            check!((!exists(conn, exists_sql::CONTACT, tenant, contact).await?).then(|| not_found("contact", contact)));
+            check!(
+                exists(conn, exists_sql::DIGEST_ITEM, tenant, d.id.as_uuid())
+                    .await?
+                    .then(|| already("digest item", &d.id.as_uuid()))
+            );
+            let portal = d.portal_id.as_uuid();
+            check!((!exists(conn, exists_sql::PORTAL, tenant, portal).await?).then(|| not_found("portal", portal)));
+        }
         Write::DeletePortal { .. }
         | Write::DeletePhase { .. }
         | Write::DeleteTask { .. }
         | Write::DeleteContact { .. }
         | Write::RevokeContactAccess { .. }
         | Write::UseAccessChallenge { .. }
+        | Write::DeleteDigestItems { .. }
         | Write::EraseEventsOfPortal { .. } => {}
     }
     Ok(None)

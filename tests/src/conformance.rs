@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use portal_core::CommandError;
 use portal_core::activity::{ActivityEvent, EventKind};
 use portal_core::auth::{SIGN_IN_WINDOW_MINUTES, STAFF_SESSION_LIFETIME, SecretToken, StaffSession, sign_in_window};
@@ -12,9 +12,13 @@ use portal_core::commands::draft::{TaskInput, TaskPatch};
 use portal_core::commands::portal::{StartOnboarding, TransitionRequest};
 use portal_core::commands::{self, Ctx};
 use portal_core::crypto::Sealed;
-use portal_core::id::{ContactId, EventId, MessageId, PortalId, StaffUserId, TaskId, TenantId};
+use portal_core::id::{ContactId, DigestItemId, EventId, MessageId, PortalId, StaffUserId, TaskId, TenantId};
 use portal_core::lifecycle::PortalStatus;
 use portal_core::mail::{ClaimedMessage, MailKind, MessageSecret, MessageStatus, OutboxEntry, SecretText, SentMark};
+use portal_core::notifications::{
+    Delivery, DigestItem, NotificationPreferences, NotificationSettings, PendingDigest, ReminderCadence,
+    ReminderReason, ReminderRecord, Topic,
+};
 use portal_core::outcome::{OutboundMessage, Outcome, Write};
 use portal_core::policy::Principal;
 use portal_core::portal::{Contact, ContactInput, ContactRole, PortalState};
@@ -2280,6 +2284,12 @@ pub const SCENARIOS: &[&str] = &[
     "outbox_follows_deleted_portals_and_contacts",
     "tenant_branding_round_trips",
     "access_challenges",
+    "reminder_ledger_records_each_reminder_once",
+    "digest_items_wait_per_contact",
+    "contact_notification_preferences_round_trip",
+    "tenant_notification_settings_round_trip",
+    "active_portals_page_across_tenants",
+    "modify_portal_returns_ledger_refusals",
 ];
 
 /// The raw bytes of a token, decoded from its base64url form by hand (to look for them in what
@@ -3707,4 +3717,1027 @@ pub async fn access_challenges(storage: Arc<dyn Storage>) {
         storage.get_access_link(tenant.id, pat_link.id).await.expect("storage"),
         None
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notification preferences, the reminder ledger and daily digests (BYD-5)
+
+/// A ledger row of `tenant`'s reminder about `task` for `contact`.
+fn reminder(
+    tenant: TenantId,
+    portal: PortalId,
+    task: TaskId,
+    contact: ContactId,
+    reason: ReminderReason,
+    due_date: Option<NaiveDate>,
+    sent_at: DateTime<Utc>,
+) -> ReminderRecord {
+    ReminderRecord {
+        tenant_id: tenant,
+        portal_id: portal,
+        task_id: task,
+        contact_id: contact,
+        reason,
+        due_date,
+        sent_at,
+    }
+}
+
+/// A digest item of `contact`; `n` varies its payload.
+fn digest_item(id: DigestItemId, contact: &Contact, topic: Topic, created_at: DateTime<Utc>, n: u8) -> DigestItem {
+    DigestItem {
+        id,
+        tenant_id: contact.tenant_id,
+        portal_id: contact.portal_id,
+        contact_id: contact.id,
+        topic,
+        payload: serde_json::json!({
+            "n": n,
+            "tasks": [{ "title": "Environment survey", "due": "2026-03-04" }],
+            "note": "naïve café ✓",
+        }),
+        created_at,
+    }
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+}
+
+/// Commits an outcome of nothing but `writes`.
+async fn commit_writes(storage: &Arc<dyn Storage>, tenant: TenantId, writes: Vec<Write>) -> Result<(), CommandError> {
+    storage
+        .commit_outcome(
+            tenant,
+            &Outcome {
+                writes,
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("storage")
+}
+
+/// A portal's ledger in a fixed order (the trait leaves the order open).
+async fn ledger(storage: &Arc<dyn Storage>, tenant: TenantId, portal: PortalId) -> Vec<ReminderRecord> {
+    let mut records = storage.list_reminder_records(tenant, portal).await.expect("storage");
+    records.sort_by_key(|r| (r.task_id, r.contact_id, r.reason, r.due_date, r.sent_at));
+    records
+}
+
+fn sorted_ledger(mut records: Vec<ReminderRecord>) -> Vec<ReminderRecord> {
+    records.sort_by_key(|r| (r.task_id, r.contact_id, r.reason, r.due_date, r.sent_at));
+    records
+}
+
+/// An event of the notification kinds, for checking that a refused commit leaves none.
+fn notification_event(
+    tenant: TenantId,
+    portal: PortalId,
+    id: EventId,
+    actor: &Principal,
+    at: DateTime<Utc>,
+) -> ActivityEvent {
+    ActivityEvent {
+        id,
+        tenant_id: tenant,
+        company_id: None,
+        portal_id: Some(portal),
+        kind: EventKind::NotificationPreferencesChanged,
+        actor: actor.actor(),
+        at,
+        summary: "Notification preferences changed".to_owned(),
+        details: serde_json::json!({ "overdue": "off" }),
+        erased_by: None,
+    }
+}
+
+async fn has_event(storage: &Arc<dyn Storage>, tenant: TenantId, id: EventId) -> bool {
+    storage
+        .list_activity(tenant, &ActivityFilter::default(), PageRequest::first(500))
+        .await
+        .expect("storage")
+        .iter()
+        .any(|e| e.id == id)
+}
+
+/// The pair of contacts of the fixtures' portal: the primary one first.
+fn pat_and_ian(s: &PortalState) -> (Contact, Contact) {
+    (
+        s.contacts.iter().find(|c| c.primary).expect("a primary").clone(),
+        s.contacts.iter().find(|c| !c.primary).expect("another contact").clone(),
+    )
+}
+
+/// BYD-5: the reminder ledger records each (task, contact, reason, due date) once. A second
+/// record of the same reminder, a missing due date included, is refused as `already_exists` and
+/// leaves nothing of its commit; another due date is another reminder; a missing task or
+/// contact is `not_found`; the ledger goes with its task, contact and portal.
+#[allow(clippy::too_many_lines)]
+pub async fn reminder_ledger_records_each_reminder_once(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let (_, _, other_portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let (pat, ian) = pat_and_ian(&s);
+    let survey = task_by_title(&s, "Environment survey").id;
+    let handover = task_by_title(&s, "Acknowledge handover").id;
+    let o = state(&engine, &admin, other_portal).await;
+    let (other_pat, _) = pat_and_ian(&o);
+    let other_task = task_by_title(&o, "Environment survey").id;
+    let mut ctx = engine.ctx();
+    let at = ctx.now;
+    let t = tenant.id;
+
+    let unlocked = reminder(t, portal, survey, pat.id, ReminderReason::Unlocked, None, at);
+    let due_soon = reminder(
+        t,
+        portal,
+        survey,
+        pat.id,
+        ReminderReason::DueSoon,
+        Some(date(2026, 3, 4)),
+        at,
+    );
+    let overdue_ian = reminder(
+        t,
+        portal,
+        survey,
+        ian.id,
+        ReminderReason::Overdue,
+        Some(date(2026, 3, 4)),
+        at + Duration::seconds(1),
+    );
+    let handover_pat = reminder(t, portal, handover, pat.id, ReminderReason::Unlocked, None, at);
+    let elsewhere = reminder(
+        t,
+        other_portal,
+        other_task,
+        other_pat.id,
+        ReminderReason::Unlocked,
+        None,
+        at,
+    );
+    let all = vec![
+        unlocked.clone(),
+        due_soon.clone(),
+        overdue_ian.clone(),
+        handover_pat.clone(),
+    ];
+    commit_writes(
+        &storage,
+        t,
+        all.iter()
+            .chain([&elsewhere])
+            .cloned()
+            .map(Write::InsertReminderRecord)
+            .collect(),
+    )
+    .await
+    .expect("recorded");
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+    assert_eq!(ledger(&storage, t, other_portal).await, vec![elsewhere.clone()]);
+
+    // The same reminder again (decided later): refused, with nothing of its commit written.
+    let later = at + Duration::hours(1);
+    let item = digest_item(ctx.ids.next_id(), &pat, Topic::DueSoon, later, 1);
+    let event = notification_event(t, portal, ctx.ids.next_id(), &admin, later);
+    let mail = OutboundMessage {
+        portal_id: Some(portal),
+        contact_id: Some(pat.id),
+        kind: MailKind::AutomaticReminder,
+        ..message(t, ctx.ids.next_id(), later, 1)
+    };
+    let again = Outcome {
+        writes: vec![
+            Write::InsertDigestItem(item.clone()),
+            Write::InsertReminderRecord(ReminderRecord {
+                sent_at: later,
+                ..due_soon.clone()
+            }),
+        ],
+        events: vec![event.clone()],
+        messages: vec![mail.clone()],
+        ..Outcome::default()
+    };
+    let r = storage.commit_outcome(t, &again).await.expect("storage");
+    assert_eq!(
+        r,
+        Err(CommandError::AlreadyExists {
+            entity: "reminder",
+            value: survey.to_string(),
+        })
+    );
+    assert_eq!(storage.get_message(t, mail.id).await.expect("storage"), None);
+    assert!(
+        !has_event(&storage, t, event.id).await,
+        "no event of the refused commit"
+    );
+    assert_eq!(
+        storage.list_digest_items(t, pat.id).await.expect("storage"),
+        vec![],
+        "no digest item of the refused commit"
+    );
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+
+    // A reminder without a due date clashes with the one recorded without one too.
+    let r = commit_writes(
+        &storage,
+        t,
+        vec![Write::InsertReminderRecord(ReminderRecord {
+            sent_at: later,
+            ..unlocked.clone()
+        })],
+    )
+    .await;
+    assert!(
+        matches!(r, Err(CommandError::AlreadyExists { entity: "reminder", .. })),
+        "{r:?}"
+    );
+    // So does a repeat inside one commit.
+    let twice_new = reminder(t, portal, handover, ian.id, ReminderReason::Unlocked, None, later);
+    let r = commit_writes(
+        &storage,
+        t,
+        vec![
+            Write::InsertReminderRecord(twice_new.clone()),
+            Write::InsertReminderRecord(twice_new.clone()),
+        ],
+    )
+    .await;
+    assert!(
+        matches!(r, Err(CommandError::AlreadyExists { entity: "reminder", .. })),
+        "{r:?}"
+    );
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+
+    // A moved due date is a new reminder, as is another reason or contact; and the first commit
+    // goes through with a message of the new kind.
+    let moved = ReminderRecord {
+        due_date: Some(date(2026, 3, 11)),
+        sent_at: later,
+        ..due_soon.clone()
+    };
+    let overdue_pat = ReminderRecord {
+        contact_id: pat.id,
+        sent_at: later,
+        ..overdue_ian.clone()
+    };
+    let accepted = Outcome {
+        writes: vec![
+            Write::InsertReminderRecord(moved.clone()),
+            Write::InsertReminderRecord(overdue_pat.clone()),
+        ],
+        messages: vec![mail.clone()],
+        ..Outcome::default()
+    };
+    storage
+        .commit_outcome(t, &accepted)
+        .await
+        .expect("storage")
+        .expect("a new due date is a new reminder");
+    assert_eq!(
+        storage.get_message(t, mail.id).await.expect("storage"),
+        Some(mail.clone()),
+        "the outbox takes automatic reminders"
+    );
+    let mut all = all;
+    all.extend([moved.clone(), overdue_pat.clone()]);
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+
+    // A task or contact that is not there.
+    let no_task: TaskId = ctx.ids.next_id();
+    let r = commit_writes(
+        &storage,
+        t,
+        vec![Write::InsertReminderRecord(ReminderRecord {
+            task_id: no_task,
+            ..unlocked.clone()
+        })],
+    )
+    .await;
+    assert_eq!(
+        r,
+        Err(CommandError::NotFound {
+            entity: "task",
+            id: no_task.as_uuid(),
+        })
+    );
+    let no_contact: ContactId = ctx.ids.next_id();
+    let r = commit_writes(
+        &storage,
+        t,
+        vec![Write::InsertReminderRecord(ReminderRecord {
+            contact_id: no_contact,
+            ..unlocked.clone()
+        })],
+    )
+    .await;
+    assert_eq!(
+        r,
+        Err(CommandError::NotFound {
+            entity: "task",
+            id: survey.as_uuid(),
+        }),
+        "a missing contact is reported as the reference store reports it"
+    );
+
+    // Another tenant sees none of it.
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    assert_eq!(
+        storage.list_reminder_records(other.id, portal).await.expect("storage"),
+        vec![]
+    );
+
+    // The ledger goes with its task, its contact and its portal.
+    commit_writes(&storage, t, vec![Write::DeleteTask { id: handover }])
+        .await
+        .expect("task deleted");
+    all.retain(|r| r.task_id != handover);
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+    commit_writes(&storage, t, vec![Write::DeleteContact { id: ian.id }])
+        .await
+        .expect("contact deleted");
+    all.retain(|r| r.contact_id != ian.id);
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(all.clone()));
+    assert!(!all.is_empty());
+    commit_writes(&storage, t, vec![Write::DeletePortal { id: portal }])
+        .await
+        .expect("portal deleted");
+    assert_eq!(ledger(&storage, t, portal).await, vec![]);
+    assert_eq!(
+        ledger(&storage, t, other_portal).await,
+        vec![elsewhere],
+        "another portal's ledger stays"
+    );
+}
+
+/// BYD-5: digest items wait per contact, listed by id; the contacts with items waiting page by
+/// (tenant, contact) with their oldest item's time; deleting items once their digest is queued
+/// is all or nothing (one already gone is `stale`); items go with their contact and portal.
+#[allow(clippy::too_many_lines)]
+pub async fn digest_items_wait_per_contact(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (a, admin_a) = fixtures::tenant(&engine, "alpha").await;
+    let (b, admin_b) = fixtures::tenant(&engine, "beta").await;
+    let (_, _, portal_a) = fixtures::portal(&engine, &admin_a, &fixtures::small_template(), true).await;
+    let (_, _, portal_b) = fixtures::portal(&engine, &admin_b, &fixtures::small_template(), true).await;
+    let (pat, ian) = pat_and_ian(&state(&engine, &admin_a, portal_a).await);
+    let (pat_b, _) = pat_and_ian(&state(&engine, &admin_b, portal_b).await);
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    let h = Duration::hours;
+
+    // Pat's second item is older than the first: the oldest time is not the first id's.
+    let p1 = digest_item(ctx.ids.next_id(), &pat, Topic::DueSoon, t0 + h(2), 1);
+    let p2 = digest_item(ctx.ids.next_id(), &pat, Topic::Overdue, t0 + h(1), 2);
+    let p3 = digest_item(ctx.ids.next_id(), &pat, Topic::Summaries, t0 + h(5), 3);
+    let i1 = digest_item(ctx.ids.next_id(), &ian, Topic::TaskUnlocked, t0 + h(3), 4);
+    let b1 = digest_item(ctx.ids.next_id(), &pat_b, Topic::Reminders, t0, 5);
+    commit_writes(
+        &storage,
+        a.id,
+        [&p1, &p2, &p3, &i1]
+            .into_iter()
+            .cloned()
+            .map(Write::InsertDigestItem)
+            .collect(),
+    )
+    .await
+    .expect("kept");
+    commit_writes(&storage, b.id, vec![Write::InsertDigestItem(b1.clone())])
+        .await
+        .expect("kept");
+    let mut by_id = vec![p1.clone(), p2.clone(), p3.clone()];
+    by_id.sort_by_key(|d| d.id);
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), by_id);
+    assert_eq!(
+        storage.list_digest_items(a.id, ian.id).await.expect("storage"),
+        vec![i1.clone()]
+    );
+    assert_eq!(
+        storage.list_digest_items(b.id, pat.id).await.expect("storage"),
+        vec![],
+        "another tenant's contact id finds nothing"
+    );
+
+    let pending = |d: &DigestItem, oldest: DateTime<Utc>| PendingDigest {
+        tenant_id: d.tenant_id,
+        portal_id: d.portal_id,
+        contact_id: d.contact_id,
+        oldest,
+    };
+    let mut expected = vec![pending(&p1, t0 + h(1)), pending(&i1, t0 + h(3)), pending(&b1, t0)];
+    expected.sort_by_key(|p| (p.tenant_id, p.contact_id));
+    assert_eq!(
+        storage.list_pending_digests(None, 100).await.expect("storage"),
+        expected
+    );
+    // One at a time, after the last one seen; a limit of 0 is 1.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = storage.list_pending_digests(after, 0).await.expect("storage");
+        assert!(page.len() <= 1);
+        let Some(last) = page.last() else { break };
+        after = Some((last.tenant_id, last.contact_id));
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+    let last = expected.last().expect("some");
+    assert_eq!(
+        storage
+            .list_pending_digests(Some((last.tenant_id, last.contact_id)), 10)
+            .await
+            .expect("storage"),
+        vec![]
+    );
+    assert_eq!(
+        storage
+            .list_pending_digests(Some((expected[0].tenant_id, expected[0].contact_id)), 10)
+            .await
+            .expect("storage"),
+        expected[1..].to_vec()
+    );
+
+    // A taken id, a contact that is not there.
+    let r = commit_writes(&storage, a.id, vec![Write::InsertDigestItem(p1.clone())]).await;
+    assert_eq!(
+        r,
+        Err(CommandError::AlreadyExists {
+            entity: "digest item",
+            value: p1.id.as_uuid().to_string(),
+        })
+    );
+    let no_contact: ContactId = ctx.ids.next_id();
+    let stray = DigestItem {
+        id: ctx.ids.next_id(),
+        contact_id: no_contact,
+        ..p1.clone()
+    };
+    let r = commit_writes(&storage, a.id, vec![Write::InsertDigestItem(stray)]).await;
+    assert_eq!(
+        r,
+        Err(CommandError::NotFound {
+            entity: "contact",
+            id: no_contact.as_uuid(),
+        })
+    );
+
+    // Pat's digest is queued: their items go in the same commit.
+    let digest_mail = OutboundMessage {
+        portal_id: Some(portal_a),
+        contact_id: Some(pat.id),
+        kind: MailKind::NotificationDigest,
+        ..message(a.id, ctx.ids.next_id(), t0 + h(6), 7)
+    };
+    storage
+        .commit_outcome(
+            a.id,
+            &Outcome {
+                writes: vec![Write::DeleteDigestItems {
+                    contact_id: pat.id,
+                    ids: vec![p2.id],
+                }],
+                messages: vec![digest_mail.clone()],
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("storage")
+        .expect("deleted");
+    assert_eq!(
+        storage.get_message(a.id, digest_mail.id).await.expect("storage"),
+        Some(digest_mail.clone()),
+        "the outbox takes digests"
+    );
+    let mut left = vec![p1.clone(), p3.clone()];
+    left.sort_by_key(|d| d.id);
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), left);
+
+    // One of them gone already: stale, naming it, and nothing deleted.
+    let r = commit_writes(
+        &storage,
+        a.id,
+        vec![Write::DeleteDigestItems {
+            contact_id: pat.id,
+            ids: vec![p1.id, p2.id, p3.id],
+        }],
+    )
+    .await;
+    assert_eq!(
+        r,
+        Err(CommandError::Stale {
+            entity: "digest item",
+            id: p2.id.as_uuid(),
+            expected: 1,
+            actual: 0,
+        })
+    );
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), left);
+    // Another contact's item is not theirs to delete; nor is an id named twice deleted twice.
+    for (contact, ids) in [(ian.id, vec![i1.id, p1.id]), (pat.id, vec![p1.id, p1.id])] {
+        let r = commit_writes(
+            &storage,
+            a.id,
+            vec![Write::DeleteDigestItems {
+                contact_id: contact,
+                ids,
+            }],
+        )
+        .await;
+        assert_eq!(
+            r,
+            Err(CommandError::Stale {
+                entity: "digest item",
+                id: p1.id.as_uuid(),
+                expected: 1,
+                actual: 0,
+            })
+        );
+    }
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), left);
+    assert_eq!(
+        storage.list_digest_items(a.id, ian.id).await.expect("storage"),
+        vec![i1.clone()]
+    );
+    commit_writes(
+        &storage,
+        a.id,
+        vec![Write::DeleteDigestItems {
+            contact_id: pat.id,
+            ids: vec![p3.id, p1.id],
+        }],
+    )
+    .await
+    .expect("deleted");
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), vec![]);
+    let mut expected = vec![pending(&i1, t0 + h(3)), pending(&b1, t0)];
+    expected.sort_by_key(|p| (p.tenant_id, p.contact_id));
+    assert_eq!(
+        storage.list_pending_digests(None, 100).await.expect("storage"),
+        expected,
+        "a contact without items is not pending"
+    );
+
+    // Items go with their contact and their portal.
+    let i2 = digest_item(ctx.ids.next_id(), &ian, Topic::Overdue, t0 + h(7), 8);
+    let p4 = digest_item(ctx.ids.next_id(), &pat, Topic::Overdue, t0 + h(7), 9);
+    commit_writes(
+        &storage,
+        a.id,
+        vec![Write::InsertDigestItem(i2), Write::InsertDigestItem(p4.clone())],
+    )
+    .await
+    .expect("kept");
+    commit_writes(&storage, a.id, vec![Write::DeleteContact { id: ian.id }])
+        .await
+        .expect("contact deleted");
+    assert_eq!(storage.list_digest_items(a.id, ian.id).await.expect("storage"), vec![]);
+    assert_eq!(
+        storage.list_digest_items(a.id, pat.id).await.expect("storage"),
+        vec![p4]
+    );
+    commit_writes(&storage, a.id, vec![Write::DeletePortal { id: portal_a }])
+        .await
+        .expect("portal deleted");
+    assert_eq!(storage.list_digest_items(a.id, pat.id).await.expect("storage"), vec![]);
+    assert_eq!(
+        storage.list_pending_digests(None, 100).await.expect("storage"),
+        vec![pending(&b1, t0)]
+    );
+}
+
+/// BYD-5: a contact's notification preferences are stored with the contact wherever it is
+/// written (a new portal's contacts, an added contact, an edited one) and read back as written.
+pub async fn contact_notification_preferences_round_trip(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (company, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), false).await;
+    let s = state(&engine, &admin, portal).await;
+    assert!(
+        s.contacts
+            .iter()
+            .all(|c| c.notifications == NotificationPreferences::default()),
+        "contacts start with every topic immediate"
+    );
+    let mut ctx = engine.ctx();
+    let t = tenant.id;
+    let digest_some = NotificationPreferences::default()
+        .with(Topic::DueSoon, Delivery::DailyDigest)
+        .with(Topic::Summaries, Delivery::Off);
+
+    // A new portal's contacts.
+    let new_portal = bare_portal(t, company, ctx.ids.next_id(), PortalStatus::Draft, ctx.now);
+    let contact = |portal: PortalId, id: ContactId, n: &str, primary: bool, p: NotificationPreferences| Contact {
+        id,
+        tenant_id: t,
+        portal_id: portal,
+        name: name(&format!("{n} Person")),
+        email: email(&format!("{}@client.example.org", n.to_lowercase())),
+        role: ContactRole::It,
+        primary,
+        notifications: p,
+        version: 1,
+        created_at: ctx.now,
+    };
+    let first = contact(new_portal.id, ctx.ids.next_id(), "Dana", true, digest_some);
+    let second = contact(
+        new_portal.id,
+        ctx.ids.next_id(),
+        "Eli",
+        false,
+        NotificationPreferences::ALL_OFF,
+    );
+    commit_writes(
+        &storage,
+        t,
+        vec![Write::InsertPortal(Box::new(PortalState {
+            portal: new_portal.clone(),
+            phases: vec![],
+            tasks: vec![],
+            contacts: vec![first.clone(), second.clone()],
+        }))],
+    )
+    .await
+    .expect("portal inserted");
+    let loaded = storage
+        .load_portal(t, new_portal.id)
+        .await
+        .expect("storage")
+        .expect("portal");
+    assert_eq!(contact_of(&loaded, first.id), first);
+    assert_eq!(contact_of(&loaded, second.id), second);
+
+    // An added contact.
+    let overdue_only = NotificationPreferences::ALL_OFF.with(Topic::Overdue, Delivery::Immediate);
+    let added = contact(portal, ctx.ids.next_id(), "Fay", false, overdue_only);
+    commit_writes(&storage, t, vec![Write::InsertContact(added.clone())])
+        .await
+        .expect("contact inserted");
+    assert_eq!(contact_of(&state(&engine, &admin, portal).await, added.id), added);
+
+    // An edited contact, with the event of the change.
+    let (pat, _) = pat_and_ian(&s);
+    let edited = Contact {
+        notifications: NotificationPreferences::default().with(Topic::Reminders, Delivery::DailyDigest),
+        version: pat.version + 1,
+        ..pat.clone()
+    };
+    let event = notification_event(t, portal, ctx.ids.next_id(), &admin, ctx.now);
+    storage
+        .commit_outcome(
+            t,
+            &Outcome {
+                writes: vec![Write::UpdateContact {
+                    contact: edited.clone(),
+                    expected_version: pat.version,
+                }],
+                events: vec![event.clone()],
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("storage")
+        .expect("contact updated");
+    assert_eq!(contact_of(&state(&engine, &admin, portal).await, pat.id), edited);
+    assert!(has_event(&storage, t, event.id).await, "the new event kind is stored");
+    let stale = commit_writes(
+        &storage,
+        t,
+        vec![Write::UpdateContact {
+            contact: Contact {
+                notifications: NotificationPreferences::ALL_OFF,
+                version: pat.version + 1,
+                ..pat.clone()
+            },
+            expected_version: pat.version,
+        }],
+    )
+    .await;
+    assert!(matches!(stale, Err(CommandError::Stale { .. })), "{stale:?}");
+    assert_eq!(contact_of(&state(&engine, &admin, portal).await, pat.id), edited);
+
+    // Back to the defaults.
+    let reset = Contact {
+        notifications: NotificationPreferences::default(),
+        version: edited.version + 1,
+        ..edited.clone()
+    };
+    commit_writes(
+        &storage,
+        t,
+        vec![Write::UpdateContact {
+            contact: reset.clone(),
+            expected_version: edited.version,
+        }],
+    )
+    .await
+    .expect("contact updated");
+    assert_eq!(contact_of(&state(&engine, &admin, portal).await, pat.id), reset);
+}
+
+/// A portal row with no phases, tasks or contacts.
+fn bare_portal(
+    tenant: TenantId,
+    company: portal_core::id::CompanyId,
+    id: PortalId,
+    status: PortalStatus,
+    at: DateTime<Utc>,
+) -> portal_core::portal::Portal {
+    portal_core::portal::Portal {
+        id,
+        tenant_id: tenant,
+        company_id: company,
+        template_id: None,
+        name: name("Bare portal"),
+        status,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        activated_at: (status != PortalStatus::Draft).then_some(at),
+    }
+}
+
+/// BYD-5: a tenant starts with the default reminder cadence and digest hour; every field of the
+/// notification settings is written with the tenant and read back.
+pub async fn tenant_notification_settings_round_trip(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, _) = fixtures::tenant(&engine, "acme").await;
+    let (other, _) = fixtures::tenant(&engine, "other").await;
+    assert_eq!(tenant.notification_settings, NotificationSettings::new());
+    let stored = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+    assert_eq!(stored, tenant);
+
+    let mut current = tenant.clone();
+    for settings in [
+        NotificationSettings {
+            reminders: ReminderCadence {
+                on_unlock: false,
+                days_before_due: None,
+                when_overdue: true,
+            },
+            digest_hour: 23,
+        },
+        NotificationSettings {
+            reminders: ReminderCadence {
+                on_unlock: true,
+                days_before_due: Some(30),
+                when_overdue: false,
+            },
+            digest_hour: 0,
+        },
+        NotificationSettings {
+            reminders: ReminderCadence {
+                on_unlock: false,
+                days_before_due: Some(1),
+                when_overdue: false,
+            },
+            digest_hour: 17,
+        },
+    ] {
+        let next = portal_core::tenant::Tenant {
+            notification_settings: settings,
+            version: current.version + 1,
+            ..current.clone()
+        };
+        commit_writes(
+            &storage,
+            tenant.id,
+            vec![Write::UpdateTenant {
+                tenant: next.clone(),
+                expected_version: current.version,
+            }],
+        )
+        .await
+        .expect("tenant updated");
+        let stored = storage.get_tenant(tenant.id).await.expect("storage").expect("tenant");
+        assert_eq!(stored, next);
+        current = next;
+    }
+    assert_eq!(
+        storage
+            .get_tenant(other.id)
+            .await
+            .expect("storage")
+            .expect("tenant")
+            .notification_settings,
+        NotificationSettings::new(),
+        "another tenant's settings are its own"
+    );
+}
+
+/// BYD-5: the reminder scheduler's walk over every tenant's active portals, in (tenant, portal)
+/// order, page after page; portals of any other status stay out.
+pub async fn active_portals_page_across_tenants(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (a, admin_a) = fixtures::tenant(&engine, "alpha").await;
+    let (b, admin_b) = fixtures::tenant(&engine, "beta").await;
+    assert_eq!(storage.list_active_portals(None, 10).await.expect("storage"), vec![]);
+    let company_a = engine
+        .create_company(&admin_a, name("Client A"))
+        .await
+        .expect("company")
+        .id;
+    let company_b = engine
+        .create_company(&admin_b, name("Client B"))
+        .await
+        .expect("company")
+        .id;
+    let mut ctx = engine.ctx();
+    let at = ctx.now;
+    let mut active = Vec::new();
+    let mut portals = Vec::new();
+    for (tenant, company, statuses) in [
+        (
+            a.id,
+            company_a,
+            &[
+                PortalStatus::Active,
+                PortalStatus::Draft,
+                PortalStatus::Active,
+                PortalStatus::Archived,
+                PortalStatus::Active,
+            ][..],
+        ),
+        (
+            b.id,
+            company_b,
+            &[PortalStatus::Completed, PortalStatus::Active, PortalStatus::Active][..],
+        ),
+    ] {
+        let mut writes = Vec::new();
+        for status in statuses {
+            let p = bare_portal(tenant, company, ctx.ids.next_id(), *status, at);
+            if *status == PortalStatus::Active {
+                active.push((tenant, p.id));
+            }
+            portals.push(p.clone());
+            writes.push(Write::InsertPortal(Box::new(PortalState {
+                portal: p,
+                phases: vec![],
+                tasks: vec![],
+                contacts: vec![],
+            })));
+        }
+        commit_writes(&storage, tenant, writes).await.expect("portals");
+    }
+    active.sort_unstable();
+    assert_eq!(active.len(), 5);
+    assert_eq!(storage.list_active_portals(None, 1000).await.expect("storage"), active);
+    assert_eq!(
+        storage.list_active_portals(None, 0).await.expect("storage"),
+        active[..1].to_vec(),
+        "a limit of 0 is 1"
+    );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = storage.list_active_portals(after, 2).await.expect("storage");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(*last);
+        paged.extend(page);
+    }
+    assert_eq!(paged, active);
+    assert_eq!(
+        storage
+            .list_active_portals(Some(active[2]), 1000)
+            .await
+            .expect("storage"),
+        active[3..].to_vec()
+    );
+
+    // A portal leaving `active` leaves the walk.
+    let leaving = portals
+        .iter()
+        .find(|p| p.id == active[1].1)
+        .expect("the portal")
+        .clone();
+    commit_writes(
+        &storage,
+        leaving.tenant_id,
+        vec![Write::UpdatePortal {
+            portal: portal_core::portal::Portal {
+                status: PortalStatus::Archived,
+                version: leaving.version + 1,
+                ..leaving.clone()
+            },
+            expected_version: leaving.version,
+        }],
+    )
+    .await
+    .expect("archived");
+    active.remove(1);
+    assert_eq!(storage.list_active_portals(None, 1000).await.expect("storage"), active);
+}
+
+/// BYD-5: a decision made under a portal's lock that records a reminder recorded already (by
+/// another writer since the caller looked) comes back as the refusal, not as a storage failure,
+/// and nothing of it is written; a decision with new ledger rows commits.
+pub async fn modify_portal_returns_ledger_refusals(storage: Arc<dyn Storage>) {
+    let (engine, _) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let s = state(&engine, &admin, portal).await;
+    let (pat, _) = pat_and_ian(&s);
+    let survey = task_by_title(&s, "Environment survey").id;
+    let mut ctx = engine.ctx();
+    let t = tenant.id;
+    let at = ctx.now;
+    let first = reminder(
+        t,
+        portal,
+        survey,
+        pat.id,
+        ReminderReason::DueSoon,
+        Some(date(2026, 3, 4)),
+        at,
+    );
+    commit_writes(&storage, t, vec![Write::InsertReminderRecord(first.clone())])
+        .await
+        .expect("recorded");
+
+    let later = at + Duration::minutes(5);
+    let item = digest_item(ctx.ids.next_id(), &pat, Topic::DueSoon, later, 1);
+    let event = notification_event(t, portal, ctx.ids.next_id(), &admin, later);
+    let mail = OutboundMessage {
+        portal_id: Some(portal),
+        contact_id: Some(pat.id),
+        kind: MailKind::AutomaticReminder,
+        ..message(t, ctx.ids.next_id(), later, 1)
+    };
+    let outcome_with = |record: ReminderRecord| Outcome {
+        writes: vec![
+            Write::InsertDigestItem(item.clone()),
+            Write::InsertReminderRecord(record),
+        ],
+        events: vec![event.clone()],
+        messages: vec![mail.clone()],
+        ..Outcome::default()
+    };
+    let again = outcome_with(ReminderRecord {
+        sent_at: later,
+        ..first.clone()
+    });
+    let decide = move |_: &PortalState| Ok(again.clone());
+    let r = storage.modify_portal(t, portal, &decide).await;
+    assert!(
+        matches!(r, Ok(Some(Err(CommandError::AlreadyExists { entity: "reminder", .. })))),
+        "{r:?}"
+    );
+    assert_eq!(storage.get_message(t, mail.id).await.expect("storage"), None);
+    assert!(!has_event(&storage, t, event.id).await);
+    assert_eq!(storage.list_digest_items(t, pat.id).await.expect("storage"), vec![]);
+    assert_eq!(ledger(&storage, t, portal).await, vec![first.clone()]);
+    assert_eq!(
+        storage.load_portal(t, portal).await.expect("storage"),
+        Some(s.clone()),
+        "the portal is unchanged"
+    );
+
+    // Digest items another sender took meanwhile: stale, as a refusal too.
+    let gone: DigestItemId = ctx.ids.next_id();
+    let take = Outcome {
+        writes: vec![Write::DeleteDigestItems {
+            contact_id: pat.id,
+            ids: vec![gone],
+        }],
+        ..Outcome::default()
+    };
+    let decide = move |_: &PortalState| Ok(take.clone());
+    let r = storage.modify_portal(t, portal, &decide).await;
+    assert!(
+        matches!(
+            r,
+            Ok(Some(Err(CommandError::Stale {
+                entity: "digest item",
+                ..
+            })))
+        ),
+        "{r:?}"
+    );
+
+    // A new reminder commits, with everything else of its decision.
+    let moved = ReminderRecord {
+        due_date: Some(date(2026, 3, 11)),
+        sent_at: later,
+        ..first.clone()
+    };
+    let fresh = outcome_with(moved.clone());
+    let expected = fresh.clone();
+    let decide = move |_: &PortalState| Ok(fresh.clone());
+    let r = storage.modify_portal(t, portal, &decide).await.expect("storage");
+    assert_eq!(r, Some(Ok(expected)));
+    assert_eq!(
+        storage.get_message(t, mail.id).await.expect("storage"),
+        Some(mail.clone())
+    );
+    assert!(has_event(&storage, t, event.id).await);
+    assert_eq!(
+        storage.list_digest_items(t, pat.id).await.expect("storage"),
+        vec![item.clone()]
+    );
+    assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(vec![first, moved]));
 }

@@ -34,6 +34,7 @@ pub fn create_tenant(ctx: &mut Ctx, name: Name, settings: TenantSettings, admin:
         settings,
         link_settings: LinkSettings::default(),
         branding: crate::tenant::Branding::default(),
+        notification_settings: crate::notifications::NotificationSettings::new(),
         version: 1,
         created_at: ctx.now,
     };
@@ -106,6 +107,8 @@ pub struct TenantChanges {
     pub link_settings: Option<LinkSettings>,
     /// Branding; `None` keeps it.
     pub branding: Option<Branding>,
+    /// The reminder cadence and digest hour (BYD-5); `None` keeps them.
+    pub notification_settings: Option<crate::notifications::NotificationSettings>,
 }
 
 /// Changes the tenant's name and settings (compare-and-set on the tenant's version), and its
@@ -122,6 +125,7 @@ pub fn update_tenant(
         settings,
         link_settings,
         branding,
+        notification_settings,
     } = changes;
     allow(
         principal,
@@ -133,11 +137,14 @@ pub fn update_tenant(
     link_settings.check()?;
     let branding = branding.unwrap_or_else(|| current.branding.clone());
     branding.check()?;
+    let notification_settings = notification_settings.unwrap_or(current.notification_settings);
+    notification_settings.check()?;
     let tenant = Tenant {
         name,
         settings,
         link_settings,
         branding,
+        notification_settings,
         version: current.version + 1,
         ..current.clone()
     };
@@ -154,6 +161,8 @@ pub fn update_tenant(
             "links_after": tenant.link_settings,
             "branding_before": current.branding,
             "branding_after": tenant.branding,
+            "notifications_before": current.notification_settings,
+            "notifications_after": tenant.notification_settings,
             "name": tenant.name,
         }),
     );

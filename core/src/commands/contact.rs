@@ -155,6 +155,7 @@ pub fn add_contact(
         email: input.email.clone(),
         role: input.role,
         primary: input.primary,
+        notifications: crate::notifications::NotificationPreferences::default(),
         version: 1,
         created_at: ctx.now,
     };

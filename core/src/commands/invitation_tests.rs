@@ -36,6 +36,7 @@ fn tenant() -> Tenant {
             access_link_expiry_days: 7,
         },
         branding: crate::tenant::Branding::default(),
+        notification_settings: crate::notifications::NotificationSettings::new(),
         version: 1,
         created_at: now(),
     }

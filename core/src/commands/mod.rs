@@ -8,6 +8,7 @@ pub mod contact;
 pub mod draft;
 pub mod notify;
 pub mod portal;
+pub mod reminders;
 pub mod task;
 pub mod template;
 

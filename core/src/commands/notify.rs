@@ -9,6 +9,9 @@
 //!   otherwise): clients hear about a portal only while it is live (ONB-4).
 //! - Recipients are contact ids of the portal, each once; an unknown id is `not_found`, an empty
 //!   list `empty_list`.
+//! - Summaries and reminders follow each recipient's preference (BYD-5,
+//!   [`crate::notifications`]): a message now, an item of their daily digest, or nothing. The
+//!   event lists who got what. Meeting invitations go to every chosen contact.
 //! - What the mail shows is a snapshot taken now (titles, statuses, due dates and due states
 //!   reckoned for today in the tenant's time zone, TSK-2); nothing secret is in it.
 //! - A meeting needs a task with `meeting` evidence (`wrong_evidence_type`), lasts 5 minutes to
@@ -27,8 +30,10 @@ use crate::activity::EventKind;
 use crate::error::{CommandError, ValueError};
 use crate::id::{ContactId, PhaseId, TaskId};
 use crate::lifecycle::PortalStatus;
-use crate::mail::MailKind;
+use crate::mail::{MailKind, OutboundMessage};
+use crate::notifications::{Delivery, DigestItem, Topic};
 use crate::outcome::Outcome;
+use crate::outcome::Write;
 use crate::policy::{Action, Principal};
 use crate::portal::{Contact, PortalState};
 use crate::progress::progress;
@@ -120,7 +125,7 @@ fn task_of(state: &PortalState, id: TaskId) -> Result<&Task, CommandError> {
     })
 }
 
-fn task_view(state: &PortalState, t: &Task, today: NaiveDate) -> Value {
+pub(crate) fn task_view(state: &PortalState, t: &Task, today: NaiveDate) -> Value {
     let phase = state
         .phases
         .iter()
@@ -150,10 +155,12 @@ fn ordered(state: &PortalState) -> Vec<&Task> {
     tasks
 }
 
-/// What one notification says: its kind, the payload every recipient gets (plus their name),
+/// What one notification says: its kind, the topic whose preference decides how each recipient
+/// gets it (`None`: a message to everyone), the payload every recipient gets (plus their name),
 /// and the event's summary and details.
 struct Notice {
     kind: MailKind,
+    topic: Option<Topic>,
     payload: Value,
     summary: String,
     details: Value,
@@ -163,20 +170,26 @@ struct Notice {
 fn send(principal: &Principal, ctx: &mut Ctx, state: &PortalState, to: &[&Contact], notice: Notice) -> Outcome {
     let Notice {
         kind,
-        payload,
+        topic,
+        mut payload,
         summary,
         mut details,
     } = notice;
     let p = &state.portal;
-    let mut messages = Vec::with_capacity(to.len());
+    if let Some(topic) = topic {
+        payload["topic"] = json!(topic);
+    }
+    let mut delivered = Delivered::default();
     for c in to {
         let mut body = payload.clone();
         body["contact_name"] = json!(c.name);
-        messages.push(message_to(ctx, c, kind, body, None));
+        delivered.deliver(ctx, c, topic, kind, body);
     }
     details["kind"] = json!(kind);
-    details["recipients"] = json!(to.iter().map(|c| c.id).collect::<Vec<_>>());
-    details["messages"] = json!(messages.iter().map(|m| m.id).collect::<Vec<_>>());
+    delivered.describe(&mut details);
+    let Delivered {
+        messages, digest_items, ..
+    } = delivered;
     let ev = ctx.event(
         principal,
         p.tenant_id,
@@ -186,9 +199,64 @@ fn send(principal: &Principal, ctx: &mut Ctx, state: &PortalState, to: &[&Contac
         details,
     );
     Outcome {
+        writes: digest_items,
         events: vec![ev],
         messages,
         ..Outcome::default()
+    }
+}
+
+/// What became of one notification's recipients: messages now, digest items, or nothing.
+#[derive(Default)]
+pub(crate) struct Delivered {
+    pub(crate) messages: Vec<OutboundMessage>,
+    pub(crate) digest_items: Vec<Write>,
+    recipients: Vec<ContactId>,
+    digested: Vec<ContactId>,
+    skipped: Vec<ContactId>,
+}
+
+impl Delivered {
+    /// Delivers `payload` to `contact` as their preference for `topic` says (a message when
+    /// `topic` is `None`).
+    pub(crate) fn deliver(
+        &mut self,
+        ctx: &mut Ctx,
+        contact: &Contact,
+        topic: Option<Topic>,
+        kind: MailKind,
+        payload: Value,
+    ) {
+        match topic.map_or(Delivery::Immediate, |t| contact.notifications.get(t)) {
+            Delivery::Immediate => {
+                self.recipients.push(contact.id);
+                self.messages.push(message_to(ctx, contact, kind, payload, None));
+            }
+            Delivery::DailyDigest => {
+                self.digested.push(contact.id);
+                let mut payload = payload;
+                payload["kind"] = json!(kind);
+                self.digest_items.push(Write::InsertDigestItem(DigestItem {
+                    id: ctx.ids.next_id(),
+                    tenant_id: contact.tenant_id,
+                    portal_id: contact.portal_id,
+                    contact_id: contact.id,
+                    // `deliver` digests only with a topic.
+                    topic: topic.unwrap_or(Topic::Summaries),
+                    payload,
+                    created_at: ctx.now,
+                }));
+            }
+            Delivery::Off => self.skipped.push(contact.id),
+        }
+    }
+
+    /// Who got what, in an event's details.
+    pub(crate) fn describe(&self, details: &mut Value) {
+        details["recipients"] = json!(self.recipients);
+        details["messages"] = json!(self.messages.iter().map(|m| m.id).collect::<Vec<_>>());
+        details["digested"] = json!(self.digested);
+        details["skipped"] = json!(self.skipped);
     }
 }
 
@@ -239,6 +307,7 @@ pub fn send_task_summary(
     };
     let notice = Notice {
         kind,
+        topic: Some(Topic::Summaries),
         summary: format!("{what} of {} sent to {} contact(s)", p.name, to.len()),
         details: json!({ "phase_id": phase.map(|ph| ph.id) }),
         payload,
@@ -275,6 +344,7 @@ pub fn send_task_reminder(
     });
     let notice = Notice {
         kind: MailKind::TaskReminder,
+        topic: Some(Topic::Reminders),
         payload,
         summary: format!("Reminder about {} sent to {} contact(s)", t.title, to.len()),
         details: json!({ "task_id": t.id, "reason": reason }),
@@ -361,6 +431,7 @@ pub fn send_meeting_invitation(
     };
     let notice = Notice {
         kind: MailKind::MeetingInvitation,
+        topic: None,
         payload,
         summary: format!("{what} for {} sent to {} contact(s)", t.title, to.len()),
         details: json!({ "task_id": t.id, "starts_at": meeting.starts_at, "ends_at": ends_at, "cancelled": meeting.cancelled }),
@@ -369,7 +440,7 @@ pub fn send_meeting_invitation(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::{Duration, TimeZone as _};
 
     use super::*;
@@ -387,27 +458,28 @@ mod tests {
     use crate::tenant::{PermissionSet, Tenant};
     use crate::value::{DayOffset, Priority};
 
-    fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+    pub(crate) fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
         r.unwrap_or_else(|e| panic!("{e:?}"))
     }
 
-    fn now() -> DateTime<Utc> {
+    pub(crate) fn now() -> DateTime<Utc> {
         ok(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().ok_or("a time"))
     }
 
-    fn tenant() -> Tenant {
+    pub(crate) fn tenant() -> Tenant {
         Tenant {
             id: TenantId::from_uuid(uuid::Uuid::from_u128(1)),
             name: ok(Name::parse("MSP")),
             settings: TenantSettings::default(),
             link_settings: crate::tenant::LinkSettings::default(),
             branding: crate::tenant::Branding::default(),
+            notification_settings: crate::notifications::NotificationSettings::new(),
             version: 1,
             created_at: now(),
         }
     }
 
-    fn admin() -> Principal {
+    pub(crate) fn admin() -> Principal {
         Principal::Staff(StaffPrincipal {
             tenant_id: tenant().id,
             user_id: StaffUserId::from_uuid(uuid::Uuid::from_u128(2)),
@@ -433,7 +505,7 @@ mod tests {
 
     /// An active portal: phase P1 with `call` (meeting, due in 2 days) and `sign` (due in 5),
     /// phase P2 with `wifi`; contacts Ann (primary) and Bo.
-    fn active() -> PortalState {
+    pub(crate) fn active() -> PortalState {
         let t = tenant();
         let mut ctx = Ctx::new(now(), [1; 16]);
         let phase = |name: &str, tasks| TemplatePhaseInput {
@@ -491,7 +563,7 @@ mod tests {
         *state
     }
 
-    fn env_of(t: &Tenant) -> (TenantSettings, Name) {
+    pub(crate) fn env_of(t: &Tenant) -> (TenantSettings, Name) {
         (t.settings.clone(), ok(Name::parse("Contoso")))
     }
 

@@ -208,6 +208,7 @@ pub fn start_onboarding(
             email: c.email.clone(),
             role: c.role,
             primary: c.primary,
+            notifications: crate::notifications::NotificationPreferences::default(),
             version: 1,
             created_at: ctx.now,
         })

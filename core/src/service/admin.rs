@@ -8,7 +8,7 @@ use crate::id::{CompanyId, RoleId, SiteId, StaffUserId, TemplateId};
 use crate::policy::{Action, Principal, Resource};
 use crate::storage::PageRequest;
 use crate::template::Template;
-use crate::tenant::{PermissionSet, Role, StaffUser, Tenant, TenantSettings};
+use crate::tenant::{PermissionSet, Role, StaffUser, Tenant};
 use crate::value::{Description, Name};
 
 fn tenant_resource(principal: &Principal) -> Resource {
@@ -32,13 +32,9 @@ impl Engine {
         &self,
         principal: &Principal,
         expected_version: i64,
-        name: Name,
-        settings: TenantSettings,
-        link_settings: Option<crate::tenant::LinkSettings>,
-        branding: Option<crate::tenant::Branding>,
+        changes: crate::commands::admin::TenantChanges,
     ) -> ServiceResult<Tenant> {
-        self.update_tenant(principal, expected_version, name, settings, link_settings, branding)
-            .await?;
+        self.change_tenant(principal, expected_version, changes).await?;
         self.get_tenant(principal).await
     }
 

@@ -10,9 +10,11 @@ mod contacts;
 mod dashboard;
 mod notify;
 mod outbox;
+mod reminders;
 
 pub use access::{CodeChallenge, CodeVerdict, IssuedLink, OpenedSession};
 pub use dashboard::PortalSummary;
+pub use reminders::PassReport;
 
 use crate::activity::ActivityEvent;
 use crate::commands::portal::{StartOnboarding, TransitionRequest};
@@ -221,23 +223,29 @@ impl Engine {
         link_settings: Option<crate::tenant::LinkSettings>,
         branding: Option<crate::tenant::Branding>,
     ) -> ServiceResult<()> {
+        let changes = commands::admin::TenantChanges {
+            name,
+            settings,
+            link_settings,
+            branding,
+            notification_settings: None,
+        };
+        self.change_tenant(principal, expected_version, changes).await
+    }
+
+    /// Changes the tenant's name and settings, and every group of settings given in `changes`.
+    pub async fn change_tenant(
+        &self,
+        principal: &Principal,
+        expected_version: i64,
+        changes: commands::admin::TenantChanges,
+    ) -> ServiceResult<()> {
         let tenant = self
             .storage
             .get_tenant(principal.tenant_id())
             .await?
             .ok_or_else(|| not_found("tenant", principal.tenant_id().as_uuid()))?;
-        let outcome = commands::admin::update_tenant(
-            principal,
-            &mut self.ctx(),
-            &tenant,
-            expected_version,
-            commands::admin::TenantChanges {
-                name,
-                settings,
-                link_settings,
-                branding,
-            },
-        )?;
+        let outcome = commands::admin::update_tenant(principal, &mut self.ctx(), &tenant, expected_version, changes)?;
         self.commit(tenant.id, outcome).await?;
         Ok(())
     }

@@ -13,8 +13,9 @@
 //! cookie. Every kind of bad link (malformed, unknown, expired, revoked, another tenant's, a
 //! portal not live, a removed contact) answers the same 404 `link_not_found`. Opening is counted
 //! per client address in the sign-in counters (key `access:<address>`, at most
-//! [`ACCESS_LIMIT_PER_ADDRESS`] per 15 minutes, then 429). Routes under `/api/v1/contact/` take
-//! the contact session only: a staff token there is 401.
+//! `access_limit_per_address` per 15 minutes, then 429; the setting
+//! `PORTAL_ACCESS_LIMIT_PER_ADDRESS`, [`ACCESS_LIMIT_PER_ADDRESS`] by default). Routes under
+//! `/api/v1/contact/` take the contact session only: a staff token there is 401.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -38,7 +39,8 @@ use crate::app::AppState;
 use crate::auth::{ClientAddr, Contact, Staff, TenantHost, contact_session_cookie};
 use crate::error::{ApiError, ErrorBody, Json, Path};
 
-/// Link openings allowed per client address in one 15-minute window.
+/// Link openings allowed per client address in one 15-minute window, unless the server is
+/// configured otherwise (`PORTAL_ACCESS_LIMIT_PER_ADDRESS`).
 pub const ACCESS_LIMIT_PER_ADDRESS: u32 = 30;
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -328,7 +330,7 @@ async fn limit_address(state: &AppState, tenant: TenantId, address: std::net::Ip
         .count_sign_in_attempt(tenant, &format!("access:{address}"), auth::sign_in_window(now))
         .await
         .map_err(|e| ApiError::Service(e.into()))?;
-    if attempts > ACCESS_LIMIT_PER_ADDRESS {
+    if attempts > state.settings.access_limit_per_address {
         tracing::warn!(%address, attempts, "access link openings over the limit");
         return Err(ApiError::TooManyAttempts {
             retry_after_seconds: auth::retry_after_seconds(now),

@@ -54,6 +54,10 @@ pub struct TenantRequest {
     /// Branding of mail and pages (BRD-1); left out, it stays as it is.
     #[serde(default)]
     pub branding: Option<portal_core::tenant::Branding>,
+    /// The automatic reminder cadence and the daily digest hour (BYD-5); left out, they stay as
+    /// they are.
+    #[serde(default)]
+    pub notification_settings: Option<portal_core::notifications::NotificationSettings>,
 }
 
 /// A host name the tenant is served at.
@@ -195,10 +199,13 @@ async fn update_tenant(
         .edit_tenant(
             &staff.principal,
             version,
-            request.name,
-            request.settings,
-            request.link_settings,
-            request.branding,
+            portal_core::commands::admin::TenantChanges {
+                name: request.name,
+                settings: request.settings,
+                link_settings: request.link_settings,
+                branding: request.branding,
+                notification_settings: request.notification_settings,
+            },
         )
         .await?;
     Ok(Tagged(t.version, t))

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod companies;
 pub mod contact_tasks;
 pub mod contacts;
+pub mod notifications;
 pub mod notify;
 pub mod outbox;
 pub mod portals;
@@ -38,4 +39,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(activity::routes())
         .merge(outbox::routes())
         .merge(notify::routes())
+        .merge(notifications::routes())
 }

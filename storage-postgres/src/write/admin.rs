@@ -2,6 +2,7 @@
 
 use portal_core::company::{Company, Site};
 use portal_core::id::{RoleId, SiteId, StaffUserId, TemplateId};
+use portal_core::notifications::NotificationSettings;
 use portal_core::template::Template;
 use portal_core::tenant::{Branding, PermissionSet, Role, StaffUser, Tenant};
 use portal_core::value::{Email, Name};
@@ -16,11 +17,13 @@ use crate::error::{Step, already, not_found};
 const TENANT_VERSION: &str = "SELECT version FROM tenant WHERE tenant_id = $1 AND tenant_id = $2";
 const INSERT_TENANT: &str = "INSERT INTO tenant (tenant_id, name, time_zone, billable_default, \
          forwarded_link_protection, version, created_at, access_link_expiry_days, app_name, logo_url, \
-         primary_colour, sender_name, sender_email, reply_to) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
+         primary_colour, sender_name, sender_email, reply_to, reminder_on_unlock, reminder_days_before_due, \
+         reminder_when_overdue, digest_hour) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING";
 const UPDATE_TENANT: &str = "UPDATE tenant SET name = $3, time_zone = $4, billable_default = $5, \
          forwarded_link_protection = $6, version = $7, created_at = $8, access_link_expiry_days = $9, \
-         app_name = $10, logo_url = $11, primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15 \
+         app_name = $10, logo_url = $11, primary_colour = $12, sender_name = $13, sender_email = $14, reply_to = $15, \
+         reminder_on_unlock = $16, reminder_days_before_due = $17, reminder_when_overdue = $18, digest_hour = $19 \
      WHERE tenant_id = $1 AND version = $2";
 
 /// Binds a tenant's branding, in the order of the columns above.
@@ -34,6 +37,15 @@ fn bind_branding<'q>(query: PgQuery<'q>, b: &'q Branding) -> PgQuery<'q> {
         .bind(b.reply_to.as_ref().map(Email::as_str))
 }
 
+/// Binds a tenant's notification settings, in the order of the columns above (after branding).
+fn bind_notification_settings<'q>(query: PgQuery<'q>, n: &NotificationSettings) -> PgQuery<'q> {
+    query
+        .bind(n.reminders.on_unlock)
+        .bind(n.reminders.days_before_due.map(i32::from))
+        .bind(n.reminders.when_overdue)
+        .bind(i32::from(n.digest_hour))
+}
+
 pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &Tenant) -> Step {
     let query = sqlx::query(INSERT_TENANT)
         .bind(tenant.id.as_uuid())
@@ -44,7 +56,7 @@ pub(super) async fn insert_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.version)
         .bind(tenant.created_at)
         .bind(i32::from(tenant.link_settings.access_link_expiry_days));
-    let query = bind_branding(query, &tenant.branding);
+    let query = bind_notification_settings(bind_branding(query, &tenant.branding), &tenant.notification_settings);
     if exec(conn, cx, query).await? == 0 {
         return Err(already("tenant", &tenant.id));
     }
@@ -62,7 +74,8 @@ pub(super) async fn update_tenant(conn: &mut PgConnection, cx: Cx<'_>, tenant: &
         .bind(tenant.version)
         .bind(tenant.created_at)
         .bind(i32::from(tenant.link_settings.access_link_expiry_days));
-    let rows = exec(conn, cx, bind_branding(query, &tenant.branding)).await?;
+    let query = bind_notification_settings(bind_branding(query, &tenant.branding), &tenant.notification_settings);
+    let rows = exec(conn, cx, query).await?;
     cas(conn, cx, rows, TENANT_VERSION, "tenant", tenant.id.as_uuid(), expected).await
 }
 

@@ -10,6 +10,7 @@ use super::admin::COMPANY_EXISTS;
 use super::{Cx, cas, exec, scalar, version_refusal};
 use crate::batch::{insert_contacts, insert_phases, insert_task_children, insert_tasks};
 use crate::error::{Fail, Step, already, not_found};
+use crate::rows::notification_preferences_json;
 
 const PORTAL_VERSION: &str = "SELECT version FROM portal WHERE tenant_id = $1 AND id = $2";
 /// Written only when its company exists, so a missing company is told apart from a taken id.
@@ -181,7 +182,7 @@ pub(super) async fn delete_task(conn: &mut PgConnection, cx: Cx<'_>, id: TaskId)
 
 const CONTACT_VERSION: &str = "SELECT version FROM contact WHERE tenant_id = $1 AND id = $2";
 const UPDATE_CONTACT: &str = "UPDATE contact SET portal_id = $3, name = $4, email = $5, role = $6, is_primary = $7, \
-         version = $8, created_at = $9 \
+         version = $8, created_at = $9, notification_preferences = $11 \
      WHERE tenant_id = $1 AND id = $2 AND version = $10 \
        AND NOT EXISTS (SELECT 1 FROM contact o \
                        WHERE o.tenant_id = $1 AND o.portal_id = $3 AND o.id <> $2 \
@@ -211,7 +212,8 @@ pub(super) async fn update_contact(conn: &mut PgConnection, cx: Cx<'_>, contact:
             .bind(contact.primary)
             .bind(contact.version)
             .bind(contact.created_at)
-            .bind(expected);
+            .bind(expected)
+            .bind(notification_preferences_json(&contact.notifications));
         if exec(conn, cx, query).await? > 0 {
             return Ok(());
         }

@@ -36,6 +36,12 @@ macro_rules! conformance {
                 outbox_follows_deleted_portals_and_contacts,
                 tenant_branding_round_trips,
                 access_challenges,
+                reminder_ledger_records_each_reminder_once,
+                digest_items_wait_per_contact,
+                contact_notification_preferences_round_trip,
+                tenant_notification_settings_round_trip,
+                active_portals_page_across_tenants,
+                modify_portal_returns_ledger_refusals,
             );
         }
     };

@@ -23,8 +23,9 @@ use super::{ADMIN_A, HOST_A, World, world};
 use crate::on_both_backends;
 use crate::smtp::{Received, SmtpSink};
 
-/// An outbox worker of the test server's store, delivering to `sink`.
-fn worker(w: &World, sink: &SmtpSink) -> OutboxWorker {
+/// An outbox worker of the test server's store, delivering to `sink`, signing unsubscribe links
+/// with the server's key as the server's own worker does.
+pub(super) fn worker(w: &World, sink: &SmtpSink) -> OutboxWorker {
     let transport = transport_from_url(&sink.url(), &TransportOptions::default()).expect("an SMTP URL");
     let renderer = Renderer::new(
         &w.state.settings.public_url,
@@ -33,7 +34,8 @@ fn worker(w: &World, sink: &SmtpSink) -> OutboxWorker {
             email: Email::parse("portal@acme.test").expect("an address"),
         },
     )
-    .expect("a renderer");
+    .expect("a renderer")
+    .with_unsubscribe_key(Arc::new(test_master_key()));
     OutboxWorker::new(
         w.state.storage.clone(),
         transport,
@@ -46,7 +48,7 @@ fn worker(w: &World, sink: &SmtpSink) -> OutboxWorker {
 }
 
 /// Runs the worker once and returns what the SMTP server received, by recipient.
-async fn deliver(worker: &OutboxWorker, sink: &SmtpSink, expected: usize) -> Vec<Received> {
+pub(super) async fn deliver(worker: &OutboxWorker, sink: &SmtpSink, expected: usize) -> Vec<Received> {
     let stats = worker.run_once().await.expect("the worker runs");
     assert_eq!((stats.claimed, stats.sent), (expected, expected), "{stats:?}");
     let mut mails = sink.take();
@@ -56,7 +58,7 @@ async fn deliver(worker: &OutboxWorker, sink: &SmtpSink, expected: usize) -> Vec
 }
 
 /// The token of the link in a mail: in the text part and the HTML part alike.
-fn token_in(mail: &Received, public_url: &str) -> String {
+pub(super) fn token_in(mail: &Received, public_url: &str) -> String {
     let parsed = mail.parsed();
     let text = parsed.body_text(0).expect("a text part").into_owned();
     let html = parsed.body_html(0).expect("an HTML part").into_owned();

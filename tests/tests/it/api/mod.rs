@@ -9,6 +9,7 @@ mod contacts;
 mod demo;
 mod flow;
 mod mail;
+mod notifications;
 mod walk;
 
 use std::net::SocketAddr;

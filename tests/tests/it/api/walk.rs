@@ -28,6 +28,10 @@ const PUBLIC: &[(&str, &str)] = &[
     // The one-time code of forwarded-link protection (CON-5): the challenge and code in the body
     // are the credential; covered by tests/tests/it/api/mail.rs.
     ("post", "/api/v1/access/verify"),
+    // One-click unsubscribe (BYD-5, RFC 8058): the signed token in the path is the credential;
+    // it only ever turns notifications off, and a token of tenant A at tenant B's host is 404;
+    // covered by tests/tests/it/api/notifications.rs.
+    ("post", "/api/v1/unsubscribe/{token}"),
 ];
 
 /// Routes of a contact session (CON-4, BYD-4): every staff token is refused there (401), as is a
@@ -42,6 +46,8 @@ const CONTACT: &[(&str, &str)] = &[
     ("post", "/api/v1/contact/tasks/{task_id}/comments"),
     ("put", "/api/v1/contact/tasks/{task_id}/checklist/{item_id}"),
     ("post", "/api/v1/contact/tasks/{task_id}/complete"),
+    ("get", "/api/v1/contact/notifications"),
+    ("put", "/api/v1/contact/notifications"),
 ];
 
 /// Routes any signed-in staff user may call whatever their permissions: their own session and
@@ -252,6 +258,12 @@ fn routes() -> BTreeMap<(&'static str, &'static str), Option<Value>> {
             Some(json!({ "done": true })),
         ),
         ("post", "/api/v1/contact/tasks/{task_id}/complete", None),
+        ("get", "/api/v1/contact/notifications", None),
+        (
+            "put",
+            "/api/v1/contact/notifications",
+            Some(json!({ "summaries": "off", "reminders": "off" })),
+        ),
         // tasks
         ("get", "/api/v1/portals/{portal_id}/tasks/{task_id}", None),
         (
