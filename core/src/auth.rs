@@ -313,6 +313,85 @@ pub fn normalise_host(host: &str) -> Option<String> {
     ok.then_some(name)
 }
 
+/// How long a staff password reset link works.
+pub const PASSWORD_RESET_LIFETIME: Duration = Duration::hours(1);
+
+const RESET_BODY: usize = 16 + 8;
+const RESET_TAG: usize = 16;
+
+fn reset_message(tenant: TenantId, body: &[u8], current_hash: Option<&str>) -> Vec<u8> {
+    let mut m = Vec::with_capacity(16 + RESET_BODY + 32);
+    m.extend_from_slice(tenant.as_uuid().as_bytes());
+    m.extend_from_slice(body);
+    // Bound to the password it replaces: once the password changes (this link used, or any
+    // other change), the link no longer verifies. No row is needed to make it single-use.
+    m.extend_from_slice(&Sha256::digest(current_hash.unwrap_or("").as_bytes()));
+    m
+}
+
+/// A staff password reset link's token: the user, its expiry and a 128-bit MAC over them, the
+/// tenant and a digest of the user's current password hash, under the master key's
+/// password-reset key. It stops working when it expires or when the password changes.
+#[must_use]
+pub fn password_reset_token(
+    key: &crate::crypto::MasterKey,
+    tenant: TenantId,
+    user: StaffUserId,
+    expires: DateTime<Utc>,
+    current_hash: Option<&str>,
+) -> String {
+    let mut body = Vec::with_capacity(RESET_BODY + RESET_TAG);
+    body.extend_from_slice(user.as_uuid().as_bytes());
+    body.extend_from_slice(&expires.timestamp().to_be_bytes());
+    let mac = key.mac(
+        crate::crypto::KeyPurpose::PasswordReset,
+        &reset_message(tenant, &body, current_hash),
+    );
+    body.extend_from_slice(&mac[..RESET_TAG]);
+    URL_SAFE_NO_PAD.encode(body)
+}
+
+/// The user a reset token names and its expiry, read without checking it (to look up the
+/// user's current hash); `None` when it is not shaped like one.
+#[must_use]
+pub fn password_reset_claims(text: &str) -> Option<(StaffUserId, DateTime<Utc>)> {
+    if text.len() > 64 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    if bytes.len() != RESET_BODY + RESET_TAG {
+        return None;
+    }
+    let user = StaffUserId::from_uuid(uuid::Uuid::from_slice(&bytes[..16]).ok()?);
+    let at = i64::from_be_bytes(bytes[16..RESET_BODY].try_into().ok()?);
+    Some((user, DateTime::from_timestamp(at, 0)?))
+}
+
+/// Whether `text` is a reset token of `tenant` for the password whose hash is `current_hash`,
+/// not expired at `now`.
+#[must_use]
+pub fn password_reset_ok(
+    key: &crate::crypto::MasterKey,
+    tenant: TenantId,
+    text: &str,
+    current_hash: Option<&str>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some((_, expires)) = password_reset_claims(text) else {
+        return false;
+    };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(text) else {
+        return false;
+    };
+    let (body, tag) = bytes.split_at(RESET_BODY);
+    expires > now
+        && key.verify_mac_prefix(
+            crate::crypto::KeyPurpose::PasswordReset,
+            &reset_message(tenant, body, current_hash),
+            tag,
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +467,34 @@ mod tests {
         assert_eq!(normalise_host("").as_deref(), None);
         assert_eq!(normalise_host("bad host").as_deref(), None);
         assert_eq!(normalise_host("evil/path").as_deref(), None);
+    }
+
+    #[test]
+    fn password_reset_tokens_expire_and_die_with_the_password() {
+        let key = crate::crypto::MasterKey::from_material(&[3; 32]).expect("key");
+        let tenant = TenantId::from_uuid(uuid::Uuid::from_u128(1));
+        let user = StaffUserId::from_uuid(uuid::Uuid::from_u128(2));
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let expires = now + PASSWORD_RESET_LIFETIME;
+        let t = password_reset_token(&key, tenant, user, expires, Some("$argon2id$old"));
+        assert_eq!(password_reset_claims(&t), Some((user, expires)));
+        assert!(password_reset_ok(&key, tenant, &t, Some("$argon2id$old"), now));
+        // Expired, another password (used already), another tenant, another key.
+        assert!(!password_reset_ok(&key, tenant, &t, Some("$argon2id$old"), expires));
+        assert!(!password_reset_ok(&key, tenant, &t, Some("$argon2id$new"), now));
+        assert!(!password_reset_ok(&key, tenant, &t, None, now));
+        let other_tenant = TenantId::from_uuid(uuid::Uuid::from_u128(9));
+        assert!(!password_reset_ok(&key, other_tenant, &t, Some("$argon2id$old"), now));
+        let other_key = crate::crypto::MasterKey::from_material(&[4; 32]).expect("key");
+        assert!(!password_reset_ok(&other_key, tenant, &t, Some("$argon2id$old"), now));
+        // A later expiry written into the token breaks its MAC.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&t).expect("base64");
+        bytes[23] ^= 1;
+        let forged = URL_SAFE_NO_PAD.encode(bytes);
+        assert!(!password_reset_ok(&key, tenant, &forged, Some("$argon2id$old"), now));
+        for junk in ["", "x", "not a token at all", &"A".repeat(500)] {
+            assert!(!password_reset_ok(&key, tenant, junk, Some("$argon2id$old"), now));
+            assert_eq!(password_reset_claims(junk), None);
+        }
     }
 }

@@ -36,6 +36,8 @@ pub enum KeyPurpose {
     VerifiedBrowser,
     /// The MAC of one-click unsubscribe links (BYD-5).
     Unsubscribe,
+    /// The MAC of staff password reset links.
+    PasswordReset,
 }
 
 impl KeyPurpose {
@@ -44,6 +46,7 @@ impl KeyPurpose {
             Self::Outbox => "outbox/v1",
             Self::VerifiedBrowser => "verified-browser/v1",
             Self::Unsubscribe => "unsubscribe/v1",
+            Self::PasswordReset => "password-reset/v1",
         }
     }
 }

@@ -258,6 +258,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_out))
         .routes(routes!(current_session))
         .routes(routes!(change_password))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(reset_password))
 }
 
 /// A sign-in request.
@@ -483,6 +485,146 @@ async fn change_password(
             Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
         })?;
     tracing::info!(user = %user.id, "staff user changed their password");
+    start_session(&state, tenant, user, now).await
+}
+
+/// A request for a password reset link.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({ "email": "ada@msp.example.com" }))]
+pub struct PasswordResetRequest {
+    /// The staff user's email.
+    pub email: Email,
+}
+
+/// Mails a password reset link to the staff user with this email in the tenant of the host, if
+/// there is an active one. Every request answers the same `202`, whether or not the address
+/// belongs to anyone (and in the same time: the mail is queued, not sent, here). Requests are
+/// counted per address and per account like sign-in attempts. The link (`{public_url}/reset-password/{token}`)
+/// works for an hour, once: it stops working as soon as the password changes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "auth",
+    security(()),
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "If the address belongs to an active staff user, a link is on its way."),
+        (status = 404, description = "No tenant at this host (`unknown_host`).", body = ErrorBody),
+        (status = 422, description = "Not an email address (`invalid_body`).", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this account (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    TenantHost(tenant): TenantHost,
+    ClientAddr(address): ClientAddr,
+    Json(request): Json<PasswordResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    let now = state.clock.now();
+    let storage = &state.storage;
+    let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+    let window = auth::sign_in_window(now);
+    let by_address = storage
+        .count_sign_in_attempt(tenant, &auth::address_key(address), window)
+        .await
+        .map_err(service)?;
+    let by_account = storage
+        .count_sign_in_attempt(tenant, &format!("reset:{}", request.email.as_str()), window)
+        .await
+        .map_err(service)?;
+    // Fewer per account than sign-in: each one is a mail to someone's inbox.
+    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS || by_account > PASSWORD_RESETS_PER_ACCOUNT {
+        tracing::warn!(%address, by_address, by_account, "password reset requests over the limit");
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: auth::retry_after_seconds(now),
+        });
+    }
+    let user = storage
+        .find_staff_user_by_email(tenant, &request.email)
+        .await
+        .map_err(service)?
+        .filter(|u| u.active);
+    if let Some(user) = user {
+        let hash = storage.password_hash(tenant, user.id).await.map_err(service)?;
+        let expires = now + auth::PASSWORD_RESET_LIFETIME;
+        let token = auth::password_reset_token(&state.master_key, tenant, user.id, expires, hash.as_deref());
+        state.engine.queue_password_reset(&user, token, expires).await?;
+        tracing::info!(user = %user.id, "password reset link queued");
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Password reset requests allowed per account in one 15-minute window.
+pub const PASSWORD_RESETS_PER_ACCOUNT: u32 = 3;
+
+/// A new password set with a reset link.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({ "token": "…", "new_password": "a much longer passphrase" }))]
+pub struct PasswordReset {
+    /// The token of the mailed link.
+    #[schema(max_length = 64)]
+    pub token: String,
+    /// The new password, 12 to 256 characters.
+    #[schema(min_length = 12, max_length = 256, format = Password)]
+    pub new_password: String,
+}
+
+/// Sets a new password with the token of a mailed reset link: every session of the user ends,
+/// the link stops working (it was bound to the old password), and a new session is answered, as
+/// by sign-in. Every link that resets nothing answers the same `400 reset_link_invalid`; tries
+/// are counted per address like sign-in attempts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/confirm",
+    tag = "auth",
+    security(()),
+    request_body = PasswordReset,
+    responses(
+        (status = 200, description = "Set; a new session (every earlier one has ended).", body = SessionCreated),
+        (status = 400, description = "The link is malformed, expired, used or not this tenant's (`reset_link_invalid`).", body = ErrorBody),
+        (status = 404, description = "No tenant at this host (`unknown_host`).", body = ErrorBody),
+        (status = 422, description = "The new password is too short or too long (`invalid_value`).", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address (`too_many_attempts`).", body = ErrorBody),
+    )
+)]
+async fn reset_password(
+    State(state): State<AppState>,
+    TenantHost(tenant): TenantHost,
+    ClientAddr(address): ClientAddr,
+    Json(request): Json<PasswordReset>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let storage = &state.storage;
+    let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+    let by_address = storage
+        .count_sign_in_attempt(tenant, &auth::address_key(address), auth::sign_in_window(now))
+        .await
+        .map_err(service)?;
+    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS {
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: auth::retry_after_seconds(now),
+        });
+    }
+    let new_password = Password::new(request.new_password)
+        .map_err(|e| ApiError::Service(portal_core::CommandError::Value(e).into()))?;
+    let (user_id, _) = auth::password_reset_claims(&request.token).ok_or(ApiError::ResetLinkInvalid)?;
+    let user = storage
+        .get_staff_user(tenant, user_id)
+        .await
+        .map_err(service)?
+        .filter(|u| u.active)
+        .ok_or(ApiError::ResetLinkInvalid)?;
+    let hash = storage.password_hash(tenant, user.id).await.map_err(service)?;
+    if !auth::password_reset_ok(&state.master_key, tenant, &request.token, hash.as_deref(), now) {
+        return Err(ApiError::ResetLinkInvalid);
+    }
+    crate::setup::set_password(&state, tenant, user.id, new_password)
+        .await
+        .map_err(|e| match e.downcast::<portal_core::storage::StorageError>() {
+            Ok(e) => service(e),
+            Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
+        })?;
+    tracing::info!(user = %user.id, "staff user reset their password with a mailed link");
     start_session(&state, tenant, user, now).await
 }
 

@@ -95,6 +95,11 @@ pub enum ApiError {
     /// challenge unknown. One answer for all.
     #[error("the code is wrong or has expired; open your link again for a new code")]
     InvalidCode,
+    /// A password reset link that resets nothing (400 `reset_link_invalid`): malformed, expired,
+    /// used already (the password changed since), of another tenant, or of a user who is gone
+    /// or inactive. One answer for all.
+    #[error("this password reset link is not valid; ask for a new one")]
+    ResetLinkInvalid,
     /// Too many tries of one code (429 `code_attempts_exhausted`): a new code is needed.
     #[error("too many tries of this code; open your link again for a new code")]
     CodeAttemptsExhausted,
@@ -107,7 +112,6 @@ impl ApiError {
         match self {
             Self::Service(ServiceError::Command(e)) => command_status(e),
             Self::Service(ServiceError::Storage(e)) => storage_status(e),
-            Self::MalformedJson(_) | Self::UnreadableBody(_) | Self::InvalidCode => StatusCode::BAD_REQUEST,
             Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,9 +124,14 @@ impl ApiError {
             Self::CsrfTokenInvalid => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } | Self::CodeAttemptsExhausted => StatusCode::TOO_MANY_REQUESTS,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            Self::InvalidIfMatch | Self::InvalidQuery(_) | Self::InvalidPath(_) | Self::InvalidCursor => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson(_)
+            | Self::UnreadableBody(_)
+            | Self::InvalidCode
+            | Self::InvalidIfMatch
+            | Self::InvalidQuery(_)
+            | Self::InvalidPath(_)
+            | Self::InvalidCursor
+            | Self::ResetLinkInvalid => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -156,6 +165,7 @@ impl ApiError {
             Self::InvalidCursor => "invalid_cursor",
             Self::LinkNotFound => "link_not_found",
             Self::InvalidCode => "invalid_code",
+            Self::ResetLinkInvalid => "reset_link_invalid",
             Self::CodeAttemptsExhausted => "code_attempts_exhausted",
         }
     }

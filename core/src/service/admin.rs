@@ -205,4 +205,36 @@ impl Engine {
         allow(principal, Action::ReadTemplate, &tenant_resource(principal))?;
         Ok(self.storage.list_templates(principal.tenant_id(), page).await?)
     }
+
+    /// Queues a staff password reset mail to `user` with the link token `token` (sealed before
+    /// it is stored, like every token in the outbox). The caller made the token
+    /// ([`crate::auth::password_reset_token`]) and decided the user may have one.
+    pub async fn queue_password_reset(
+        &self,
+        user: &StaffUser,
+        token: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> ServiceResult<()> {
+        let mut ctx = self.ctx();
+        let message = crate::mail::OutboundMessage {
+            id: ctx.ids.next_id(),
+            tenant_id: user.tenant_id,
+            portal_id: None,
+            contact_id: None,
+            kind: crate::mail::MailKind::PasswordReset,
+            recipient: user.email.clone(),
+            recipient_name: Some(user.display_name.as_str().to_owned()),
+            payload: serde_json::json!({ "name": user.display_name, "expires_at": expires_at }),
+            secret: Some(crate::mail::MessageSecret::Clear {
+                text: crate::mail::SecretText::new(token),
+            }),
+            created_at: ctx.now,
+        };
+        let outcome = crate::outcome::Outcome {
+            messages: vec![message],
+            ..crate::outcome::Outcome::default()
+        };
+        self.commit(user.tenant_id, outcome).await?;
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection as _, Row as _};
 
 use super::access::{contact_client, issue, new_portal, open, transition};
-use super::{ADMIN_A, HOST_A, World, world};
+use super::{ADMIN_A, HOST_A, HOST_B, World, world};
 use crate::on_both_backends;
 use crate::smtp::{Received, SmtpSink};
 
@@ -734,6 +734,112 @@ async fn staff_send_summaries_reminders_and_meetings(store: &TestStore) {
     assert_eq!(log["items"].as_array().map(Vec::len), Some(6), "{log}");
     w.stop().await;
 }
+
+/// The token of the reset link in a mail, the same in both parts.
+fn reset_token_in(mail: &Received, public_url: &str) -> String {
+    let parsed = mail.parsed();
+    let text = parsed.body_text(0).expect("a text part").into_owned();
+    let prefix = format!("{public_url}/reset-password/");
+    let at = text.find(&prefix).unwrap_or_else(|| panic!("a reset link in {text}"));
+    let token: String = text[at + prefix.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    assert!(parsed.body_html(0).expect("html").contains(&format!("{prefix}{token}")));
+    token
+}
+
+async fn staff_reset_their_password_by_mail(store: &TestStore) {
+    let w = world(store).await;
+    let sink = SmtpSink::start();
+    let worker = worker(&w, &sink);
+    let before = w.signed_in(HOST_A, ADMIN_A).await;
+    let anonymous = w.client(HOST_A);
+    let reset = "/api/v1/auth/password-reset";
+    let confirm = "/api/v1/auth/password-reset/confirm";
+    let new_password = "a brand new passphrase";
+
+    // Known and unknown addresses get the same answer; only the known one gets mail.
+    anonymous.post(reset, &json!({ "email": ADMIN_A })).await.expect(202);
+    anonymous
+        .post(reset, &json!({ "email": "nobody@acme.test" }))
+        .await
+        .expect(202);
+    anonymous
+        .post(reset, &json!({ "email": "not an address" }))
+        .await
+        .expect_error(422, "invalid_body");
+    let mails = deliver(&worker, &sink, 1).await;
+    assert_eq!(mails[0].to, vec![ADMIN_A.to_owned()]);
+    let token = reset_token_in(&mails[0], &w.state.settings.public_url);
+
+    // Bad links and passwords change nothing.
+    for bad in ["junk", "", &format!("{token}x"), &token[..token.len() - 1]] {
+        anonymous
+            .post(confirm, &json!({ "token": bad, "new_password": new_password }))
+            .await
+            .expect_error(400, "reset_link_invalid");
+    }
+    anonymous
+        .post(confirm, &json!({ "token": token, "new_password": "short" }))
+        .await
+        .expect_error(422, "invalid_value");
+    w.client(HOST_B)
+        .post(confirm, &json!({ "token": token, "new_password": new_password }))
+        .await
+        .expect_error(400, "reset_link_invalid");
+    before.get("/api/v1/auth/session").await.expect(200);
+
+    // The link sets the password once, ends every earlier session and starts one.
+    let session = anonymous
+        .post(confirm, &json!({ "token": token, "new_password": new_password }))
+        .await
+        .expect(200);
+    assert!(session["token"].is_string());
+    before
+        .get("/api/v1/auth/session")
+        .await
+        .expect_error(401, "invalid_session");
+    anonymous
+        .post(
+            confirm,
+            &json!({ "token": token, "new_password": "yet another passphrase" }),
+        )
+        .await
+        .expect_error(400, "reset_link_invalid");
+    let mut again = w.client(HOST_A);
+    again.sign_in(ADMIN_A, new_password).await;
+    again.get("/api/v1/auth/session").await.expect(200);
+
+    // A link works for an hour.
+    anonymous.post(reset, &json!({ "email": ADMIN_A })).await.expect(202);
+    let late = reset_token_in(&deliver(&worker, &sink, 1).await[0], &w.state.settings.public_url);
+    w.clock.advance(chrono::Duration::minutes(61));
+    anonymous
+        .post(
+            confirm,
+            &json!({ "token": late, "new_password": "yet another passphrase" }),
+        )
+        .await
+        .expect_error(400, "reset_link_invalid");
+
+    // Three requests per account per window, then 429 (a mail each is someone's inbox).
+    for _ in 0..3 {
+        anonymous.post(reset, &json!({ "email": ADMIN_A })).await.expect(202);
+    }
+    anonymous
+        .post(reset, &json!({ "email": ADMIN_A }))
+        .await
+        .expect_error(429, "too_many_attempts");
+    deliver(&worker, &sink, 3).await;
+    w.stop().await;
+}
+
+on_both_backends!(
+    api_mail_staff_reset_their_password_by_mail_on_sqlite,
+    api_mail_staff_reset_their_password_by_mail_on_postgres,
+    staff_reset_their_password_by_mail
+);
 
 on_both_backends!(
     api_mail_staff_send_summaries_reminders_and_meetings_on_sqlite,

@@ -32,6 +32,10 @@ const PUBLIC: &[(&str, &str)] = &[
     // it only ever turns notifications off, and a token of tenant A at tenant B's host is 404;
     // covered by tests/tests/it/api/notifications.rs.
     ("post", "/api/v1/unsubscribe/{token}"),
+    // Staff password reset by mail: the request answers 202 alike for every address, the
+    // confirmation's token is the credential; covered by tests/tests/it/api/mail.rs.
+    ("post", "/api/v1/auth/password-reset"),
+    ("post", "/api/v1/auth/password-reset/confirm"),
 ];
 
 /// Routes of a contact session (CON-4, BYD-4): every staff token is refused there (401), as is a
