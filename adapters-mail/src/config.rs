@@ -50,13 +50,16 @@ pub enum ConfigError {
 }
 
 /// Settings shared by the network transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportOptions {
     /// Longest time one send may take: connecting, TLS, the SMTP dialogue or the HTTP exchange.
     /// A send that takes longer fails as transient. Default 30 s.
     pub timeout: Duration,
     /// Most SMTP connections kept open and reused (the pool). Default 4.
     pub smtp_pool_size: u32,
+    /// PEM certificates trusted beside the system's when an SMTP relay's TLS certificate is
+    /// checked: the root of a private CA, for a relay inside the MSP's network. Empty by default.
+    pub smtp_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for TransportOptions {
@@ -64,6 +67,7 @@ impl Default for TransportOptions {
         Self {
             timeout: Duration::from_secs(30),
             smtp_pool_size: 4,
+            smtp_root_certificates: Vec::new(),
         }
     }
 }

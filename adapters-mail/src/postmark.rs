@@ -336,6 +336,7 @@ mod tests {
             &TransportOptions {
                 timeout: Duration::from_secs(5),
                 smtp_pool_size: 1,
+                smtp_root_certificates: Vec::new(),
             },
         )
         .unwrap()
@@ -472,6 +473,7 @@ mod tests {
             &TransportOptions {
                 timeout: Duration::from_millis(300),
                 smtp_pool_size: 1,
+                smtp_root_certificates: Vec::new(),
             },
         )
         .unwrap();

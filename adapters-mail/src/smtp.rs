@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use portal_core::mail::{Delivered, OutgoingEmail, SendError, Transport};
 
@@ -129,6 +130,29 @@ impl SmtpTransport {
             }
             Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
         };
+        let builder = if options.smtp_root_certificates.is_empty() || security == Security::None {
+            builder
+        } else {
+            let mut params = TlsParameters::builder(host.clone());
+            for pem in &options.smtp_root_certificates {
+                // lettre reads a PEM without any certificate as an empty list: refuse it here,
+                // or a mistyped file would silently trust nothing more.
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(ConfigError::Tls(
+                        "a trusted root certificate file holds no PEM certificate".to_owned(),
+                    ));
+                }
+                let cert = Certificate::from_pem(pem)
+                    .map_err(|e| ConfigError::Tls(format!("a trusted root certificate does not parse: {e}")))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params.build_rustls().map_err(|e| ConfigError::Tls(e.to_string()))?;
+            builder.tls(if security == Security::Implicit {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            })
+        };
         let mut builder = builder.port(port).timeout(Some(options.timeout)).pool_config(
             PoolConfig::new()
                 .max_size(options.smtp_pool_size.max(1))
@@ -233,6 +257,7 @@ mod tests {
         TransportOptions {
             timeout: Duration::from_secs(10),
             smtp_pool_size: 2,
+            smtp_root_certificates: Vec::new(),
         }
     }
 

@@ -444,6 +444,7 @@ mod tests {
                 &TransportOptions {
                     timeout: Duration::from_secs(10),
                     smtp_pool_size: 2,
+                    smtp_root_certificates: Vec::new(),
                 },
             )
             .unwrap(),

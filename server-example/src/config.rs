@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// mail but delivers none; `--demo` then writes to `file://./portal-mail`.
     #[arg(long = "mail-url", env = "PORTAL_MAIL_URL", hide_env_values = true)]
     pub mail_url: Option<Secret>,
+    /// A PEM file of certificates to trust (beside the system's) for the SMTP relay's TLS: the
+    /// root of a private CA, for a relay inside the network.
+    #[arg(long = "mail-ca-file", env = "PORTAL_MAIL_CA_FILE")]
+    pub mail_ca_file: Option<std::path::PathBuf>,
     /// The sender address of tenants whose branding names none.
     #[arg(
         long = "mail-from",
@@ -441,6 +445,7 @@ mod tests {
                 demo: false,
                 demo_password: None,
                 mail_url: None,
+                mail_ca_file: None,
                 mail_from: "portal@portal.invalid".to_owned(),
                 no_mail_worker: false,
                 mail_lease_seconds: 300,

@@ -30,7 +30,12 @@ pub fn outbox_worker(state: &AppState, args: &ServeArgs) -> anyhow::Result<Optio
             return Ok(None);
         }
     };
-    let transport = transport_from_url(&url, &TransportOptions::default()).context("PORTAL_MAIL_URL")?;
+    let mut options = TransportOptions::default();
+    if let Some(path) = &args.mail_ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("PORTAL_MAIL_CA_FILE {}", path.display()))?;
+        options.smtp_root_certificates.push(pem);
+    }
+    let transport = transport_from_url(&url, &options).context("PORTAL_MAIL_URL")?;
     let sender = Email::parse(&args.mail_from).context("PORTAL_MAIL_FROM")?;
     let renderer = Renderer::new(
         &state.settings.public_url,

@@ -9,3 +9,4 @@ mod http;
 mod migrations;
 mod outbox;
 mod smtp;
+mod smtp_tls;

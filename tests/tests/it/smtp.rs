@@ -62,6 +62,18 @@ pub(crate) struct SmtpSink {
 
 impl SmtpSink {
     pub(crate) fn start() -> Self {
+        Self::start_with(SslConfig::None)
+    }
+
+    /// A server that offers STARTTLS with the certificate chain and key of these PEM files.
+    pub(crate) fn start_tls(cert_path: &str, key_path: &str) -> Self {
+        Self::start_with(SslConfig::SelfSigned {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+        })
+    }
+
+    fn start_with(ssl: SslConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let port = listener.local_addr().expect("an address").port();
         let handler = Capture::default();
@@ -69,8 +81,8 @@ impl SmtpSink {
         let mut server = Server::new(handler);
         server
             .with_name("localhost")
-            .with_ssl(SslConfig::None)
-            .expect("no TLS")
+            .with_ssl(ssl)
+            .expect("the TLS set-up")
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
