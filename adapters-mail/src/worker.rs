@@ -20,12 +20,14 @@
 //!   a message off between its send and its mark (each send is bounded by the transport's
 //!   timeout).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _, future, stream};
 use portal_core::crypto::{KeyPurpose, MasterKey, SealingKey};
 use portal_core::id::TenantId;
@@ -94,6 +96,41 @@ const MAX_ERROR_CHARS: usize = 1000;
 
 /// Longest pause after storage errors.
 const MAX_BACK_OFF: Duration = Duration::from_secs(60);
+
+/// How long [`OutboxWorker::run`] reuses a tenant it read (its branding and time zone): a
+/// change shows in mail within this time.
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// A claimed batch and the end of its lease.
+type ClaimResult = Result<(Vec<ClaimedMessage>, DateTime<Utc>), StorageError>;
+
+/// The tenants of claimed messages, each kept for [`TENANT_CACHE_TTL`] (`None`: gone).
+#[derive(Default)]
+struct TenantCache {
+    tenants: HashMap<TenantId, (Option<Arc<Tenant>>, std::time::Instant)>,
+}
+
+impl TenantCache {
+    /// Reads the tenants of `batch` that are not cached or whose entry is too old.
+    async fn fill(&mut self, worker: &OutboxWorker, batch: &[ClaimedMessage]) -> Result<(), StorageError> {
+        for c in batch {
+            let id = c.message.tenant_id;
+            let fresh = self
+                .tenants
+                .get(&id)
+                .is_some_and(|(_, at)| at.elapsed() < TENANT_CACHE_TTL);
+            if !fresh {
+                let tenant = worker.storage.get_tenant(id).await?.map(Arc::new);
+                self.tenants.insert(id, (tenant, std::time::Instant::now()));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: TenantId) -> Option<Arc<Tenant>> {
+        self.tenants.get(&id).and_then(|(t, _)| t.clone())
+    }
+}
 
 /// Delivers the outbox: see the [module documentation](self).
 pub struct OutboxWorker {
@@ -222,46 +259,101 @@ impl OutboxWorker {
         }
     }
 
-    /// Runs batches until `shutdown` completes: at once again after a full batch, after
-    /// `poll_interval` when nothing was due, and after a growing pause (up to a minute) while
-    /// storage fails. Shutdown is noticed between batches and during every pause; the batch in
-    /// flight is finished first.
+    /// Delivers until `shutdown` completes, as a pipeline: up to `concurrency` sends in flight
+    /// at all times, the next batch claimed while the current one is still being sent (when
+    /// fewer than `concurrency` claimed messages wait), sent messages marked by one group commit
+    /// running beside it all, and the tenants of messages kept for [`TENANT_CACHE_TTL`]. When a
+    /// claim finds less than a full batch, the next waits `poll_interval`; while storage fails,
+    /// a growing pause (up to a minute). On shutdown it claims nothing more, finishes every
+    /// message it claimed (so none waits for its lease), commits the last marks, and returns.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let (marks, pending) = unbounded_channel::<SentMark>();
+        let flushed = self.flush_marks(pending).map(|result| {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "outbox worker: some marks were not recorded; those messages go again after their lease");
+            }
+        });
+        future::join(self.pipeline(marks, shutdown), flushed).await;
+        tracing::info!("outbox worker stopped");
+    }
+
+    async fn pipeline(&self, marks: UnboundedSender<SentMark>, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
+        let concurrency = self.settings.concurrency.max(1);
+        let mut queue: VecDeque<(ClaimedMessage, DateTime<Utc>)> = VecDeque::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut claim: Option<Pin<Box<dyn Future<Output = ClaimResult> + Send + '_>>> = None;
+        let mut tenants = TenantCache::default();
+        let mut next_claim = tokio::time::Instant::now();
         let mut failures: u32 = 0;
+        let mut stopping = false;
         loop {
-            if shutdown.as_mut().now_or_never().is_some() {
+            if !stopping && claim.is_none() && queue.len() < concurrency && tokio::time::Instant::now() >= next_claim {
+                claim = Some(Box::pin(self.claim_batch()));
+            }
+            while in_flight.len() < concurrency {
+                let Some((c, lease_until)) = queue.pop_front() else {
+                    break;
+                };
+                let tenant = tenants.get(c.message.tenant_id);
+                let marks = marks.clone();
+                in_flight.push(async move { self.deliver(c, tenant.as_deref(), lease_until, &marks).await });
+            }
+            if stopping && in_flight.is_empty() && queue.is_empty() && claim.is_none() {
                 break;
             }
-            let pause = match self.run_once().await {
-                Ok(stats) => {
-                    failures = 0;
-                    if stats.claimed >= self.settings.batch.max(1) {
-                        Duration::ZERO
-                    } else {
-                        self.settings.poll_interval
+            tokio::select! {
+                () = shutdown.as_mut(), if !stopping => stopping = true,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "outbox worker: recording a delivery result failed; the message is claimed again when its lease runs out");
                     }
                 }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let pause = self
-                        .settings
-                        .poll_interval
-                        .max(Duration::from_millis(100))
-                        .saturating_mul(1 << failures.min(10))
-                        .min(MAX_BACK_OFF);
-                    tracing::error!(error = %e, failures, pause_ms = pause.as_millis(), "outbox worker: storage failed");
-                    pause
+                result = async { claim.as_mut().expect("guarded by the branch condition").await }, if claim.is_some() => {
+                    claim = None;
+                    match result {
+                        Ok((batch, lease_until)) => {
+                            failures = 0;
+                            if batch.len() < self.settings.batch.max(1) {
+                                // Everything due is claimed: look again after the poll interval.
+                                next_claim = tokio::time::Instant::now() + self.settings.poll_interval;
+                            }
+                            match tenants.fill(self, &batch).await {
+                                Ok(()) => queue.extend(batch.into_iter().map(|c| (c, lease_until))),
+                                Err(e) => {
+                                    // Left to their lease: claimed again once it runs out.
+                                    tracing::error!(error = %e, messages = batch.len(), "outbox worker: reading tenants failed");
+                                    next_claim = tokio::time::Instant::now() + self.settings.poll_interval;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            failures = failures.saturating_add(1);
+                            let pause = self
+                                .settings
+                                .poll_interval
+                                .max(Duration::from_millis(100))
+                                .saturating_mul(1 << failures.min(10))
+                                .min(MAX_BACK_OFF);
+                            tracing::error!(error = %e, failures, pause_ms = pause.as_millis(), "outbox worker: storage failed");
+                            next_claim = tokio::time::Instant::now() + pause;
+                        }
+                    }
                 }
-            };
-            if !pause.is_zero() {
-                tokio::select! {
-                    () = shutdown.as_mut() => break,
-                    () = tokio::time::sleep(pause) => {}
-                }
+                () = tokio::time::sleep_until(next_claim), if !stopping && claim.is_none() && queue.len() < concurrency => {}
             }
         }
-        tracing::info!("outbox worker stopped");
+    }
+
+    /// Claims one batch: the messages and the end of their lease.
+    async fn claim_batch(&self) -> ClaimResult {
+        let now = self.clock.now();
+        let lease_until = now + self.settings.lease;
+        let batch = self
+            .storage
+            .claim_messages(now, lease_until, self.settings.batch.max(1))
+            .await?;
+        Ok((batch, lease_until))
     }
 
     /// Commits the marks of delivered messages as they arrive, in groups: each commit takes
@@ -743,5 +835,58 @@ mod tests {
             .expect("stops promptly")
             .unwrap();
         assert_eq!(entry(&s, MailKind::PasswordReset).await.status, MessageStatus::Sent);
+    }
+
+    #[tokio::test]
+    async fn run_claims_the_next_batch_while_sending_and_delivers_each_once() {
+        let s = setup(SinkMode::Accept, MailKind::ALL).await;
+        let mut w = worker(&s, s.smtp.clone());
+        w.settings.batch = 3;
+        w.settings.concurrency = 2;
+        let w = Arc::new(w);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let w = w.clone();
+            async move {
+                w.run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            }
+        });
+        for _ in 0..250 {
+            if s.sink.mails().len() >= MailKind::ALL.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A few more polls: nothing comes twice.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops promptly")
+            .unwrap();
+        let mails = s.sink.mails();
+        assert_eq!(mails.len(), MailKind::ALL.len());
+        let mut ids: Vec<String> = mails
+            .iter()
+            .map(|m| {
+                let text = String::from_utf8_lossy(&m.data).into_owned();
+                let at = text.find("X-Portal-Idempotency-Key: ").expect("a key");
+                text[at..].lines().next().unwrap_or_default().to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), MailKind::ALL.len(), "each message once");
+        for kind in MailKind::ALL {
+            let e = entry(&s, *kind).await;
+            assert_eq!(
+                (e.status, e.attempts),
+                (MessageStatus::Sent, 1),
+                "{kind}: marked by the group commit"
+            );
+        }
     }
 }
