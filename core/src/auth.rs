@@ -260,6 +260,16 @@ pub const SIGN_IN_LIMIT_PER_ACCOUNT: u32 = 10;
 /// Sign-in attempts allowed per client address in one window.
 pub const SIGN_IN_LIMIT_PER_ADDRESS: u32 = 50;
 
+/// How long a sign-in attempt counter, and an expired one-time-code challenge, are kept after
+/// their last use before [`crate::storage::AuthRepo::purge_expired`] deletes them.
+///
+/// A day: longer than any counting window ([`SIGN_IN_WINDOW_MINUTES`]) and than the life of any
+/// one-time-code challenge ([`crate::access::CODE_LIFETIME`]). A counter whose last attempt is
+/// older than that belongs to a window that has closed, or (for the never-resetting counter of
+/// a challenge token, [`crate::access::code_attempt_key`]) to a challenge that has expired, so
+/// deleting it loses no count that could still refuse an attempt.
+pub const ATTEMPT_RETENTION: Duration = Duration::days(1);
+
 /// The start of the counting window `now` falls in.
 #[must_use]
 pub fn sign_in_window(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -450,6 +460,12 @@ mod tests {
         let now = DateTime::<Utc>::UNIX_EPOCH + Duration::minutes(20);
         assert_eq!(sign_in_window(now), DateTime::<Utc>::UNIX_EPOCH + Duration::minutes(15));
         assert_eq!(retry_after_seconds(now), 600);
+    }
+
+    #[test]
+    fn counters_outlive_every_window_and_challenge() {
+        assert!(ATTEMPT_RETENTION > Duration::minutes(SIGN_IN_WINDOW_MINUTES));
+        assert!(ATTEMPT_RETENTION > crate::access::CODE_LIFETIME);
     }
 
     #[test]

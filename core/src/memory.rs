@@ -28,7 +28,7 @@ use crate::portal::{Contact, Phase, Portal, PortalState};
 use crate::storage::{
     AccessRepo, ActivityFilter, ActivityRepo, AssignedTask, AssignedTaskCursor, AuthRepo, CompanyRepo,
     NotificationRepo, OutboxRepo, OutcomeRepo, PageRequest, PortalDecision, PortalFilter, PortalRepo, PortalTaskCounts,
-    StorageError, StorageResult, TemplateRepo, TenantRepo,
+    PurgeReport, StorageError, StorageResult, TemplateRepo, TenantRepo,
 };
 use crate::task::{Comment, Task};
 use crate::template::Template;
@@ -55,12 +55,20 @@ struct Db {
     hosts: BTreeMap<String, TenantId>,
     passwords: Map<StaffUserId, String>,
     sessions: BTreeMap<TokenHash, StaffSession>,
-    sign_in_attempts: BTreeMap<(TenantId, String), (DateTime<Utc>, u32)>,
+    sign_in_attempts: BTreeMap<(TenantId, String), AttemptCounter>,
     links: Map<AccessLinkId, AccessLink>,
     contact_sessions: BTreeMap<TokenHash, ContactSession>,
     challenges: Map<ChallengeId, AccessChallenge>,
     reminders: Vec<ReminderRecord>,
     digest_items: Map<DigestItemId, DigestItem>,
+}
+
+/// A sign-in attempt counter: its window, the count in it, and when it last counted.
+#[derive(Debug, Clone, Copy)]
+struct AttemptCounter {
+    window_start: DateTime<Utc>,
+    count: u32,
+    last_attempt_at: DateTime<Utc>,
 }
 
 /// A message in the outbox with its delivery state.
@@ -1128,6 +1136,7 @@ impl AuthRepo for MemoryStorage {
         tenant: TenantId,
         key: &str,
         window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StorageResult<u32> {
         let mut db = self.lock();
         if !db.tenants.contains_key(&tenant) {
@@ -1138,13 +1147,44 @@ impl AuthRepo for MemoryStorage {
         let entry = db
             .sign_in_attempts
             .entry((tenant, key.to_owned()))
-            .or_insert((window_start, 0));
-        if entry.0 == window_start {
-            entry.1 = entry.1.saturating_add(1);
+            .or_insert(AttemptCounter {
+                window_start,
+                count: 0,
+                last_attempt_at: now,
+            });
+        if entry.window_start == window_start {
+            entry.count = entry.count.saturating_add(1);
         } else {
-            *entry = (window_start, 1);
+            entry.window_start = window_start;
+            entry.count = 1;
         }
-        Ok(entry.1)
+        entry.last_attempt_at = now;
+        Ok(entry.count)
+    }
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StorageResult<PurgeReport> {
+        let cutoff = now - crate::auth::ATTEMPT_RETENTION;
+        let mut db = self.lock();
+        let gone = |before: usize, after: usize| (before - after) as u64;
+        let before = db.sign_in_attempts.len();
+        db.sign_in_attempts.retain(|_, c| c.last_attempt_at >= cutoff);
+        let sign_in_attempts = gone(before, db.sign_in_attempts.len());
+        let before = db.challenges.len();
+        // A day past its expiry, not at once: until then an expired challenge is still found
+        // and answers `invalid_code` as expired; afterwards it answers as an unknown one, alike.
+        db.challenges.retain(|_, c| c.expires_at >= cutoff);
+        let access_challenges = gone(before, db.challenges.len());
+        let before = db.contact_sessions.len();
+        db.contact_sessions.retain(|_, s| now < s.expires_at);
+        let contact_sessions = gone(before, db.contact_sessions.len());
+        let before = db.sessions.len();
+        db.sessions.retain(|_, s| s.is_live(now));
+        let staff_sessions = gone(before, db.sessions.len());
+        Ok(PurgeReport {
+            sign_in_attempts,
+            access_challenges,
+            contact_sessions,
+            staff_sessions,
+        })
     }
 }
 
@@ -1212,6 +1252,9 @@ impl NotificationRepo for MemoryStorage {
 impl AccessRepo for MemoryStorage {
     async fn get_access_link(&self, tenant: TenantId, id: AccessLinkId) -> StorageResult<Option<AccessLink>> {
         Ok(self.lock().links.get(&(tenant, id)).cloned())
+    }
+    async fn get_contact(&self, tenant: TenantId, id: ContactId) -> StorageResult<Option<Contact>> {
+        Ok(self.lock().contacts.get(&(tenant, id)).cloned())
     }
     async fn find_access_challenge(
         &self,

@@ -357,13 +357,53 @@ pub trait AuthRepo: Send + Sync {
     async fn delete_expired_staff_sessions(&self, now: DateTime<Utc>) -> StorageResult<u64>;
     /// Counts one sign-in attempt under `key` in the window starting at `window_start` and
     /// returns the count of that window including this one. A counter of an earlier window
-    /// restarts at 1. Atomic: concurrent attempts never share a number.
+    /// restarts at 1. Atomic: concurrent attempts never share a number. `now` is the time of the
+    /// attempt: the counter remembers it as its last attempt, for [`Self::purge_expired`]; it
+    /// plays no part in the count.
     async fn count_sign_in_attempt(
         &self,
         tenant: TenantId,
         key: &str,
         window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StorageResult<u32>;
+    /// Deletes, across every tenant, the rows that only grow and no longer matter at `now`, and
+    /// says how many of each went. A scheduler calls it now and then; any process may, at any
+    /// time, and two running at once delete each row once.
+    ///
+    /// - Sign-in attempt counters whose last attempt (the `now` of
+    ///   [`Self::count_sign_in_attempt`]) is more than [`crate::auth::ATTEMPT_RETENTION`]
+    ///   before `now`, and counters with no last-attempt time at all (written before the store
+    ///   kept one). Their window has closed, or their challenge has expired, long since.
+    /// - One-time-code challenges ([`crate::access::AccessChallenge`]) whose `expires_at` is more
+    ///   than [`crate::auth::ATTEMPT_RETENTION`] before `now`. Not at once: for that while a
+    ///   just-expired challenge is still found and answers `invalid_code` as an expired one, and
+    ///   goes about when its tries counter ([`crate::access::code_attempt_key`]) can; afterwards
+    ///   it answers as an unknown token does, the same `invalid_code`, so no answer changes.
+    /// - Contact sessions whose `expires_at <= now` (a session works while `now < expires_at`).
+    /// - Staff sessions that have expired, as [`Self::delete_expired_staff_sessions`] does.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StorageResult<PurgeReport>;
+}
+
+/// What one [`AuthRepo::purge_expired`] deleted: a count of rows per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Sign-in attempt counters (accounts, client addresses, one-time-code challenge tokens...).
+    pub sign_in_attempts: u64,
+    /// One-time-code challenges (CON-5).
+    pub access_challenges: u64,
+    /// Contact sessions.
+    pub contact_sessions: u64,
+    /// Staff sessions.
+    pub staff_sessions: u64,
+}
+
+impl PurgeReport {
+    /// Rows deleted in all.
+    #[must_use]
+    pub const fn total(&self) -> u64 {
+        self.sign_in_attempts + self.access_challenges + self.contact_sessions + self.staff_sessions
+    }
 }
 
 /// Contact access links and contact sessions (CON-2 to CON-5, BYD-4).
@@ -401,6 +441,9 @@ pub trait AccessRepo: Send + Sync {
     async fn delete_contact_session(&self, tenant: TenantId, token: &TokenHash) -> StorageResult<bool>;
     /// Ends every session of a contact ("sign out everywhere"); how many there were.
     async fn delete_contact_sessions_of(&self, tenant: TenantId, contact: ContactId) -> StorageResult<u64>;
+    /// The contact with this id in the tenant (its row only: opening a link and every request of
+    /// a contact session need the contact, not its whole portal).
+    async fn get_contact(&self, tenant: TenantId, id: ContactId) -> StorageResult<Option<crate::portal::Contact>>;
     /// The link with this id in the tenant, whatever its state.
     async fn get_access_link(&self, tenant: TenantId, id: crate::id::AccessLinkId)
     -> StorageResult<Option<AccessLink>>;

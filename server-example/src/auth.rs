@@ -334,11 +334,11 @@ async fn sign_in(
     let storage = &state.storage;
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
     let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), window)
+        .count_sign_in_attempt(tenant, &auth::address_key(address), window, now)
         .await
         .map_err(service)?;
     let by_account = storage
-        .count_sign_in_attempt(tenant, &auth::account_key(&request.email), window)
+        .count_sign_in_attempt(tenant, &auth::account_key(&request.email), window, now)
         .await
         .map_err(service)?;
     if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS || by_account > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
@@ -459,7 +459,7 @@ async fn change_password(
         .ok_or(ApiError::InvalidSession)?;
     let attempts = state
         .storage
-        .count_sign_in_attempt(tenant, &auth::account_key(&user.email), auth::sign_in_window(now))
+        .count_sign_in_attempt(tenant, &auth::account_key(&user.email), auth::sign_in_window(now), now)
         .await
         .map_err(service)?;
     if attempts > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
@@ -525,11 +525,11 @@ async fn request_password_reset(
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
     let window = auth::sign_in_window(now);
     let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), window)
+        .count_sign_in_attempt(tenant, &auth::address_key(address), window, now)
         .await
         .map_err(service)?;
     let by_account = storage
-        .count_sign_in_attempt(tenant, &format!("reset:{}", request.email.as_str()), window)
+        .count_sign_in_attempt(tenant, &format!("reset:{}", request.email.as_str()), window, now)
         .await
         .map_err(service)?;
     // Fewer per account than sign-in: each one is a mail to someone's inbox.
@@ -597,7 +597,7 @@ async fn reset_password(
     let storage = &state.storage;
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
     let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), auth::sign_in_window(now))
+        .count_sign_in_attempt(tenant, &auth::address_key(address), auth::sign_in_window(now), now)
         .await
         .map_err(service)?;
     if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS {

@@ -87,12 +87,12 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub access_limit_per_address: u32,
-    /// Do not run automatic reminders and daily digests from this process (another process
-    /// does).
+    /// Do not run the scheduler in this process (another process does): automatic reminders,
+    /// daily digests, and the purge of expired sessions, challenges and attempt counters.
     #[arg(long = "no-scheduler", env = "PORTAL_NO_SCHEDULER")]
     pub no_scheduler: bool,
-    /// How often the scheduler looks for automatic reminders and daily digests that are due,
-    /// in seconds.
+    /// How often the scheduler sends the automatic reminders and daily digests that are due and
+    /// purges expired rows, in seconds.
     #[arg(
         long = "notification-interval-seconds",
         env = "PORTAL_NOTIFICATION_INTERVAL_SECONDS",

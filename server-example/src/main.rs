@@ -174,7 +174,9 @@ async fn main() -> anyhow::Result<()> {
                 })
             });
             let scheduler = if args.no_scheduler {
-                tracing::info!("this process sends no automatic reminders or digests (--no-scheduler)");
+                tracing::info!(
+                    "this process runs no scheduler: no automatic reminders, digests or purges (--no-scheduler)"
+                );
                 None
             } else {
                 let engine = state.engine.clone();

@@ -141,6 +141,23 @@ impl AccessRepo for PgStorage {
         row.map(AccessLink::try_from).transpose()
     }
 
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+    ) -> StorageResult<Option<portal_core::portal::Contact>> {
+        let row: Option<crate::rows::ContactRow> = sqlx::query_as(
+            "SELECT tenant_id, id, portal_id, name, email, role, is_primary, version, created_at, \
+             notification_preferences FROM contact WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        row.map(portal_core::portal::Contact::try_from).transpose()
+    }
+
     async fn get_access_link(&self, tenant: TenantId, id: AccessLinkId) -> StorageResult<Option<AccessLink>> {
         let row: Option<LinkRow> = sqlx::query_as(GET_LINK)
             .bind(tenant.as_uuid())

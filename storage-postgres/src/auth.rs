@@ -1,5 +1,6 @@
 //! [`AuthRepo`] on PostgreSQL: tenant hosts, staff password hashes, staff sessions and sign-in
-//! attempt counters (migration `staff_auth`).
+//! attempt counters (migrations `staff_auth` and `attempt_times`), and the purge of the rows
+//! that only grow (counters, one-time-code challenges, contact and staff sessions).
 //!
 //! A session's token hash is a 32-byte `BYTEA` (checked by the schema) and its primary key.
 //! Inserts that may clash use `ON CONFLICT` so no statement aborts its transaction. Rows pointing
@@ -9,10 +10,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portal_core::auth::{StaffSession, TokenHash};
+use portal_core::auth::{ATTEMPT_RETENTION, StaffSession, TokenHash};
 use portal_core::error::CommandError;
 use portal_core::id::{StaffUserId, TenantId};
-use portal_core::storage::{AuthRepo, StorageError, StorageResult};
+use portal_core::storage::{AuthRepo, PurgeReport, StorageError, StorageResult};
 use uuid::Uuid;
 
 use crate::PgStorage;
@@ -49,13 +50,34 @@ const DELETE_SESSION: &str = "DELETE FROM staff_sessions WHERE token_hash = $1 A
 const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM staff_sessions WHERE expires_at <= $1";
 
 /// One statement, atomic under concurrency: the counter of this window goes up by one, a counter
-/// of another window restarts at 1, and the count comes back.
-const COUNT_SIGN_IN_ATTEMPT: &str = "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count) \
-     VALUES ($1, $2, $3, 1) \
+/// of another window restarts at 1, the time of this attempt is noted, and the count comes back.
+const COUNT_SIGN_IN_ATTEMPT: &str = "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count, last_attempt_at) \
+     VALUES ($1, $2, $3, 1, $4) \
      ON CONFLICT (tenant_id, key) DO UPDATE SET count = CASE \
          WHEN sign_in_attempts.window_start = excluded.window_start THEN sign_in_attempts.count + 1 ELSE 1 END, \
-         window_start = excluded.window_start \
+         window_start = excluded.window_start, last_attempt_at = excluded.last_attempt_at \
      RETURNING count";
+
+/// Counters last counted before the cutoff (`now - ATTEMPT_RETENTION`), and those written before
+/// migration `attempt_times`, which have no last-attempt time.
+const PURGE_SIGN_IN_ATTEMPTS: &str =
+    "DELETE FROM sign_in_attempts WHERE last_attempt_at IS NULL OR last_attempt_at < $1";
+
+/// Challenges that expired before the cutoff (`now - ATTEMPT_RETENTION`). Not at expiry: for a
+/// day a just-expired challenge is still found and answers `invalid_code` as expired; afterwards
+/// it answers as an unknown token does, the same `invalid_code`.
+const PURGE_ACCESS_CHALLENGES: &str = "DELETE FROM access_challenge WHERE expires_at < $1";
+
+/// A contact session works while `now < expires_at`.
+const PURGE_CONTACT_SESSIONS: &str = "DELETE FROM contact_session WHERE expires_at <= $1";
+
+impl PgStorage {
+    /// Runs one of the purge's deletes, with its one time bound; how many rows went.
+    async fn delete_before(&self, sql: &'static str, at: DateTime<Utc>) -> StorageResult<u64> {
+        let r = sqlx::query(sql).bind(at).execute(&self.pool).await.map_err(map_sqlx)?;
+        Ok(r.rows_affected())
+    }
+}
 
 /// The refusal of a write whose staff user (or tenant) does not exist, for the methods that can
 /// only report a storage error.
@@ -228,11 +250,13 @@ impl AuthRepo for PgStorage {
         tenant: TenantId,
         key: &str,
         window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StorageResult<u32> {
         let count: i32 = sqlx::query_scalar(COUNT_SIGN_IN_ATTEMPT)
             .bind(tenant.as_uuid())
             .bind(key)
             .bind(window_start)
+            .bind(now)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| {
@@ -245,5 +269,21 @@ impl AuthRepo for PgStorage {
                 }
             })?;
         u32::try_from(count).map_err(|e| StorageError::Corrupt(format!("sign-in attempt count: {e}")))
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StorageResult<PurgeReport> {
+        // One statement per table, each its own transaction: nothing needs the four deletes to
+        // land together, and no purge holds the locks of one table's rows while it waits for
+        // another's (a portal or contact deleted meanwhile cascades through the same tables).
+        // Two purges at once delete each row once: a row the other deleted first is skipped. A
+        // counter counted while the purge waits for its row lock is checked again afterwards,
+        // with its new `last_attempt_at`, and stays.
+        let cutoff = now - ATTEMPT_RETENTION;
+        Ok(PurgeReport {
+            sign_in_attempts: self.delete_before(PURGE_SIGN_IN_ATTEMPTS, cutoff).await?,
+            access_challenges: self.delete_before(PURGE_ACCESS_CHALLENGES, cutoff).await?,
+            contact_sessions: self.delete_before(PURGE_CONTACT_SESSIONS, now).await?,
+            staff_sessions: self.delete_before(DELETE_EXPIRED_SESSIONS, now).await?,
+        })
     }
 }

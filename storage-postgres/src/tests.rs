@@ -1011,7 +1011,7 @@ async fn auth_rows_of_missing_parents_are_refused() {
     let err = pg.insert_staff_session(&session).await.expect_err("no such user");
     assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
     let err = pg
-        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now)
+        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now, now)
         .await
         .expect_err("no such tenant");
     assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
@@ -1117,5 +1117,56 @@ async fn outbox_rows_as_stored() {
         .expect("tampered");
     let err = pg.get_tenant(tenant).await.expect_err("corrupt");
     assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    db.finish().await;
+}
+
+/// A counted attempt stores its time as `last_attempt_at`, in the one statement that counts it,
+/// and a counter written before migration `attempt_times` (no time) goes at the first purge.
+#[tokio::test]
+async fn counters_keep_their_last_attempt_and_old_ones_are_purged() {
+    use portal_core::storage::{AuthRepo, PurgeReport};
+
+    let Some(db) = scratch().await else { return };
+    let pg = &*db.storage;
+    let e = engine(db.storage.clone());
+    let (tenant, _) = story(&e).await;
+    // Whatever the story left behind goes first.
+    let now = Utc.with_ymd_and_hms(2030, 1, 1, 9, 0, 0).single().expect("a time");
+    pg.purge_expired(now).await.expect("storage");
+    let window = portal_core::auth::sign_in_window(now);
+    assert_eq!(
+        pg.count_sign_in_attempt(tenant, "account:a@example.com", window, now)
+            .await
+            .expect("storage"),
+        1
+    );
+    let last: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT last_attempt_at FROM sign_in_attempts WHERE key = 'account:a@example.com'")
+            .fetch_one(pg.pool())
+            .await
+            .expect("reads");
+    assert_eq!(last, Some(now));
+    sqlx::query(
+        "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count) VALUES ($1, 'address:192.0.2.1', $2, 3)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(window)
+    .execute(pg.pool())
+    .await
+    .expect("a counter of before the migration");
+    assert_eq!(
+        pg.purge_expired(now).await.expect("storage"),
+        PurgeReport {
+            sign_in_attempts: 1,
+            ..PurgeReport::default()
+        }
+    );
+    assert_eq!(
+        pg.count_sign_in_attempt(tenant, "account:a@example.com", window, now)
+            .await
+            .expect("storage"),
+        2,
+        "the counter with a time stays"
+    );
     db.finish().await;
 }

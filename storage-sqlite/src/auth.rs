@@ -1,5 +1,6 @@
 //! [`AuthRepo`] on SQLite: tenant hosts, staff password hashes, staff sessions and sign-in
-//! attempt counters (migration `staff_auth`).
+//! attempt counters (migrations `staff_auth` and `attempt_times`), and the purge of the rows
+//! that only grow (counters, one-time-code challenges, contact and staff sessions).
 //!
 //! Every write runs in a `BEGIN IMMEDIATE` transaction on the write connection, like the commit
 //! path. A session's token hash is a 32-byte BLOB (checked by the schema). Rows pointing at a
@@ -9,15 +10,33 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use portal_core::auth::{StaffSession, TokenHash};
+use portal_core::auth::{ATTEMPT_RETENTION, StaffSession, TokenHash};
 use portal_core::error::CommandError;
 use portal_core::id::{StaffUserId, TenantId};
-use portal_core::storage::{AuthRepo, StorageError, StorageResult};
+use portal_core::storage::{AuthRepo, PurgeReport, StorageError, StorageResult};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::{is_foreign_key, map_sqlx, parse};
 use crate::rows::{SessionRow, session_columns};
 use crate::{SqliteStorage, finish};
+
+/// A session works while `now < expires_at` (`StaffSession::is_live`). sqlx's RFC 3339 text
+/// sorts in time order, so the comparison can use the index on `expires_at`.
+const DELETE_EXPIRED_STAFF_SESSIONS: &str = "DELETE FROM staff_sessions WHERE expires_at <= $1";
+
+/// Counters last counted before the cutoff (`now - ATTEMPT_RETENTION`), and those written before
+/// migration `attempt_times`, which have no last-attempt time.
+const PURGE_SIGN_IN_ATTEMPTS: &str =
+    "DELETE FROM sign_in_attempts WHERE last_attempt_at IS NULL OR last_attempt_at < $1";
+
+/// Challenges that expired before the cutoff (`now - ATTEMPT_RETENTION`). Not at expiry: for a
+/// day a just-expired challenge is still found and answers `invalid_code` as expired; afterwards
+/// it answers as an unknown token does, the same `invalid_code`.
+const PURGE_ACCESS_CHALLENGES: &str = "DELETE FROM access_challenge WHERE expires_at < $1";
+
+/// A contact session works while `now < expires_at`.
+const PURGE_CONTACT_SESSIONS: &str = "DELETE FROM contact_session WHERE expires_at <= $1";
 
 /// The refusal of a write whose staff user (or tenant) does not exist, for the methods that can
 /// only report a storage error.
@@ -29,6 +48,12 @@ fn missing_user(e: sqlx::Error, what: &str, tenant: TenantId, user: StaffUserId)
     } else {
         map_sqlx(e)
     }
+}
+
+/// Runs one of the purge's deletes, with its one time bound; how many rows went.
+async fn delete_before(conn: &mut SqliteConnection, sql: &'static str, at: DateTime<Utc>) -> StorageResult<u64> {
+    let r = sqlx::query(sql).bind(at).execute(conn).await.map_err(map_sqlx)?;
+    Ok(r.rows_affected())
 }
 
 #[async_trait]
@@ -197,10 +222,8 @@ impl AuthRepo for SqliteStorage {
     }
 
     async fn delete_expired_staff_sessions(&self, now: DateTime<Utc>) -> StorageResult<u64> {
-        // A session works while `now < expires_at` (`StaffSession::is_live`). sqlx's RFC 3339
-        // text sorts in time order, so the comparison can use the index on `expires_at`.
         let mut tx = self.begin_write().await?;
-        let r = sqlx::query("DELETE FROM staff_sessions WHERE expires_at <= $1")
+        let r = sqlx::query(DELETE_EXPIRED_STAFF_SESSIONS)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -214,20 +237,23 @@ impl AuthRepo for SqliteStorage {
         tenant: TenantId,
         key: &str,
         window_start: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StorageResult<u32> {
         let mut tx = self.begin_write().await?;
         // One statement: the counter of this window goes up by one, a counter of another window
-        // restarts at 1, and the count comes back.
+        // restarts at 1, the time of this attempt is noted, and the count comes back.
         let count: i64 = sqlx::query_scalar(
-            "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count) VALUES ($1, $2, $3, 1) \
+            "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count, last_attempt_at) \
+             VALUES ($1, $2, $3, 1, $4) \
              ON CONFLICT (tenant_id, key) DO UPDATE SET count = CASE \
              WHEN sign_in_attempts.window_start = excluded.window_start THEN sign_in_attempts.count + 1 ELSE 1 END, \
-             window_start = excluded.window_start \
+             window_start = excluded.window_start, last_attempt_at = excluded.last_attempt_at \
              RETURNING count",
         )
         .bind(tenant.as_uuid())
         .bind(key)
         .bind(window_start)
+        .bind(now)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -241,5 +267,20 @@ impl AuthRepo for SqliteStorage {
         })?;
         finish(tx).await?;
         parse("sign_in_attempts.count", u32::try_from(count))
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StorageResult<PurgeReport> {
+        // One write transaction, one statement per table. The cutoffs are bound as sqlx's RFC 3339
+        // text, which sorts in time order like the stored times.
+        let cutoff = now - ATTEMPT_RETENTION;
+        let mut tx = self.begin_write().await?;
+        let report = PurgeReport {
+            sign_in_attempts: delete_before(&mut tx, PURGE_SIGN_IN_ATTEMPTS, cutoff).await?,
+            access_challenges: delete_before(&mut tx, PURGE_ACCESS_CHALLENGES, cutoff).await?,
+            contact_sessions: delete_before(&mut tx, PURGE_CONTACT_SESSIONS, now).await?,
+            staff_sessions: delete_before(&mut tx, DELETE_EXPIRED_STAFF_SESSIONS, now).await?,
+        };
+        finish(tx).await?;
+        Ok(report)
     }
 }

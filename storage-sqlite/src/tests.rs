@@ -179,7 +179,7 @@ async fn auth_rows_of_missing_parents_are_refused() {
     let err = storage.insert_staff_session(&session).await.expect_err("no such user");
     assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
     let err = storage
-        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now)
+        .count_sign_in_attempt(ghost_tenant, "account:x@example.com", now, now)
         .await
         .expect_err("no such tenant");
     assert!(matches!(err, StorageError::Invariant(_)), "{err:?}");
@@ -302,4 +302,85 @@ async fn outbox_rows_as_stored() {
         .expect("tampered");
     let err = storage.get_tenant(t.id).await.expect_err("corrupt");
     assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+}
+
+/// A counted attempt stores its time as `last_attempt_at`, in the one statement that counts it;
+/// a counter written before migration `attempt_times` (no time) goes at the first purge, and the
+/// purge finds its rows through the indexes of that migration.
+#[tokio::test]
+async fn counters_keep_their_last_attempt_and_old_ones_are_purged() {
+    use chrono::DateTime;
+    use portal_core::storage::{AuthRepo, PurgeReport};
+
+    let (storage, _dir) = store().await;
+    let t = tenant(1);
+    storage
+        .commit_outcome(t.id, &writes(vec![Write::InsertTenant(t.clone())]))
+        .await
+        .expect("storage")
+        .expect("ok");
+    let now = t.created_at;
+    let window = portal_core::auth::sign_in_window(now);
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(t.id, "account:a@example.com", window, now)
+            .await
+            .expect("storage"),
+        1
+    );
+    let last: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT last_attempt_at FROM sign_in_attempts WHERE key = 'account:a@example.com'")
+            .fetch_one(storage.pool())
+            .await
+            .expect("reads");
+    assert_eq!(last, Some(now));
+    sqlx::query(
+        "INSERT INTO sign_in_attempts (tenant_id, key, window_start, count) VALUES ($1, 'address:192.0.2.1', $2, 3)",
+    )
+    .bind(t.id.as_uuid())
+    .bind(window)
+    .execute(storage.pool())
+    .await
+    .expect("a counter of before the migration");
+    assert_eq!(
+        storage.purge_expired(now).await.expect("storage"),
+        PurgeReport {
+            sign_in_attempts: 1,
+            ..PurgeReport::default()
+        }
+    );
+    assert_eq!(
+        storage
+            .count_sign_in_attempt(t.id, "account:a@example.com", window, now)
+            .await
+            .expect("storage"),
+        2,
+        "the counter with a time stays"
+    );
+
+    for (sql, index) in [
+        (
+            "DELETE FROM sign_in_attempts WHERE last_attempt_at IS NULL OR last_attempt_at < $1",
+            "sign_in_attempts_by_last_attempt",
+        ),
+        (
+            "DELETE FROM access_challenge WHERE expires_at < $1",
+            "access_challenge_by_expiry",
+        ),
+        (
+            "DELETE FROM contact_session WHERE expires_at <= $1",
+            "contact_session_by_expiry",
+        ),
+    ] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind(now)
+                .fetch_all(storage.pool())
+                .await
+                .expect("a plan");
+        assert!(
+            plan.iter().any(|(_, _, _, detail)| detail.contains(index)),
+            "{sql}: {plan:?}"
+        );
+    }
 }

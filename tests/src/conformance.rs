@@ -1706,7 +1706,7 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
     assert!(storage.insert_staff_session(&ghost_session).await.is_err());
     assert!(
         storage
-            .count_sign_in_attempt(ghost_tenant, "account:x@y.example.com", clock.now())
+            .count_sign_in_attempt(ghost_tenant, "account:x@y.example.com", clock.now(), clock.now())
             .await
             .is_err()
     );
@@ -1953,7 +1953,7 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
     for _ in 0..3 {
         seen.push(
             storage
-                .count_sign_in_attempt(a.id, account, window)
+                .count_sign_in_attempt(a.id, account, window, now)
                 .await
                 .expect("storage"),
         );
@@ -1961,49 +1961,49 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
     assert_eq!(seen, [1, 2, 3]);
     assert_eq!(
         storage
-            .count_sign_in_attempt(a.id, address, window)
+            .count_sign_in_attempt(a.id, address, window, now)
             .await
             .expect("storage"),
         1
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(b.id, account, window)
+            .count_sign_in_attempt(b.id, account, window, now)
             .await
             .expect("storage"),
         1
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(a.id, account, window)
+            .count_sign_in_attempt(a.id, account, window, now)
             .await
             .expect("storage"),
         4
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(a.id, account, next)
+            .count_sign_in_attempt(a.id, account, next, now)
             .await
             .expect("storage"),
         1
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(a.id, account, next)
+            .count_sign_in_attempt(a.id, account, next, now)
             .await
             .expect("storage"),
         2
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(a.id, address, window)
+            .count_sign_in_attempt(a.id, address, window, now)
             .await
             .expect("storage"),
         2
     );
     assert_eq!(
         storage
-            .count_sign_in_attempt(b.id, account, window)
+            .count_sign_in_attempt(b.id, account, window, now)
             .await
             .expect("storage"),
         2
@@ -2014,7 +2014,7 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
     let mut attempts = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let storage = storage.clone();
-        attempts.spawn(async move { storage.count_sign_in_attempt(a.id, key, next).await });
+        attempts.spawn(async move { storage.count_sign_in_attempt(a.id, key, next, now).await });
     }
     let mut counts: Vec<u32> = attempts
         .join_all()
@@ -2025,7 +2025,10 @@ pub async fn auth_hosts_sessions_and_attempts(storage: Arc<dyn Storage>) {
     counts.sort_unstable();
     assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
     assert_eq!(
-        storage.count_sign_in_attempt(a.id, key, next).await.expect("storage"),
+        storage
+            .count_sign_in_attempt(a.id, key, next, now)
+            .await
+            .expect("storage"),
         21
     );
 }
@@ -2290,6 +2293,7 @@ pub const SCENARIOS: &[&str] = &[
     "tenant_notification_settings_round_trip",
     "active_portals_page_across_tenants",
     "modify_portal_returns_ledger_refusals",
+    "expired_rows_are_purged",
 ];
 
 /// The raw bytes of a token, decoded from its base64url form by hand (to look for them in what
@@ -4740,4 +4744,247 @@ pub async fn modify_portal_returns_ledger_refusals(storage: Arc<dyn Storage>) {
         vec![item.clone()]
     );
     assert_eq!(ledger(&storage, t, portal).await, sorted_ledger(vec![first, moved]));
+}
+
+/// Housekeeping (`AuthRepo::purge_expired`, `Engine::purge_expired`), across tenants: a sign-in
+/// attempt counter goes a day after its last attempt (whatever its window, the never-resetting
+/// counter of a challenge token too) and not before; a one-time-code challenge a day after it
+/// expired; contact and staff sessions once expired. The report counts what went, and what is
+/// left works as before.
+#[allow(clippy::too_many_lines)]
+pub async fn expired_rows_are_purged(storage: Arc<dyn Storage>) {
+    use portal_core::access::{AccessChallenge, CODE_LIFETIME, CONTACT_SESSION_IDLE, ContactSession, code_attempt_key};
+    use portal_core::auth::ATTEMPT_RETENTION;
+    use portal_core::storage::PurgeReport;
+
+    let (engine, clock) = engine(storage.clone());
+    let (tenant, admin) = fixtures::tenant(&engine, "acme").await;
+    let (other, other_admin) = fixtures::tenant(&engine, "other").await;
+    let (Principal::Staff(staff), Principal::Staff(other_staff)) = (&admin, &other_admin) else {
+        panic!("staff principals")
+    };
+    let (_, _, portal) = fixtures::portal(&engine, &admin, &fixtures::small_template(), true).await;
+    let pat = state(&engine, &admin, portal)
+        .await
+        .contacts
+        .iter()
+        .find(|c| c.primary)
+        .expect("Pat")
+        .clone();
+    let link = engine
+        .issue_access_link(&admin, portal, pat.id)
+        .await
+        .expect("issued")
+        .link;
+    let mut ctx = engine.ctx();
+    let t0 = ctx.now;
+    assert_eq!(
+        storage.purge_expired(t0).await.expect("storage"),
+        PurgeReport::default(),
+        "nothing has expired yet"
+    );
+
+    // Counters counted at t0, one in another tenant; two of them counted again at t0 + 20 h,
+    // one in a new window, one (a challenge token's) in its fixed window.
+    let later = t0 + Duration::hours(20);
+    let mut challenge = |byte: u8, created_at: DateTime<Utc>| {
+        let token = SecretToken::from_bytes([byte; 32]);
+        AccessChallenge {
+            id: ctx.ids.next_id(),
+            tenant_id: tenant.id,
+            portal_id: link.portal_id,
+            contact_id: link.contact_id,
+            link_id: link.id,
+            token_hash: token.hash(),
+            code_hash: portal_core::access::code_hash(&token, "123456"),
+            created_at,
+            expires_at: created_at + CODE_LIFETIME,
+            used_at: None,
+        }
+    };
+    let live_challenge = challenge(1, t0);
+    let recent_challenge = challenge(2, t0 - Duration::hours(1));
+    let old_challenge = challenge(3, t0 - Duration::days(2));
+    let code_key = code_attempt_key(&live_challenge.token_hash);
+    let account = "account:pat@client.example.com";
+    let address = "address:198.51.100.7";
+    let count = |t: portal_core::id::TenantId, key: String, window: DateTime<Utc>, now: DateTime<Utc>| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .count_sign_in_attempt(t, &key, window, now)
+                .await
+                .expect("storage")
+        }
+    };
+    assert_eq!(count(tenant.id, account.into(), sign_in_window(t0), t0).await, 1);
+    assert_eq!(count(other.id, account.into(), sign_in_window(t0), t0).await, 1);
+    assert_eq!(count(tenant.id, address.into(), sign_in_window(t0), t0).await, 1);
+    assert_eq!(count(tenant.id, code_key.clone(), DateTime::UNIX_EPOCH, t0).await, 1);
+    assert_eq!(
+        count(tenant.id, address.into(), sign_in_window(later), later).await,
+        1,
+        "a new window restarts the count"
+    );
+    assert_eq!(
+        count(tenant.id, code_key.clone(), DateTime::UNIX_EPOCH, later).await,
+        2,
+        "a fixed window keeps counting"
+    );
+
+    // Challenges: live, expired half an hour ago, expired two days ago.
+    let commit = |w: Write| {
+        let storage = storage.clone();
+        async move {
+            storage
+                .commit_outcome(
+                    tenant.id,
+                    &Outcome {
+                        writes: vec![w],
+                        ..Outcome::default()
+                    },
+                )
+                .await
+                .expect("storage")
+                .expect("committed");
+        }
+    };
+    for c in [&live_challenge, &recent_challenge, &old_challenge] {
+        commit(Write::InsertAccessChallenge(c.clone())).await;
+    }
+
+    // Contact sessions: live, expiring at t0 exactly, expired two days ago.
+    let contact_session =
+        |byte: u8, started: DateTime<Utc>| ContactSession::start(&SecretToken::from_bytes([byte; 32]), &link, started);
+    let live_contact = contact_session(11, t0);
+    let edge_contact = contact_session(12, t0 - CONTACT_SESSION_IDLE);
+    let old_contact = contact_session(13, t0 - Duration::days(3));
+    assert_eq!(edge_contact.expires_at, t0);
+    for s in [&live_contact, &edge_contact, &old_contact] {
+        commit(Write::InsertContactSession(s.clone())).await;
+    }
+
+    // Staff sessions: a live one, and one expired an hour ago in the other tenant.
+    let live_staff = session(21, tenant.id, staff.user_id, t0);
+    let old_staff = session(
+        22,
+        other.id,
+        other_staff.user_id,
+        t0 - STAFF_SESSION_LIFETIME - Duration::hours(1),
+    );
+    for s in [&live_staff, &old_staff] {
+        storage.insert_staff_session(s).await.expect("inserted");
+    }
+
+    // At t0: what had expired before (the old challenge for over a day) goes; the challenge
+    // expired half an hour ago stays, and so does every counter.
+    assert_eq!(
+        storage.purge_expired(t0).await.expect("storage"),
+        PurgeReport {
+            sign_in_attempts: 0,
+            access_challenges: 1,
+            contact_sessions: 2,
+            staff_sessions: 1,
+        }
+    );
+    let find = |c: &AccessChallenge| {
+        let (storage, token) = (storage.clone(), c.token_hash);
+        async move { storage.find_access_challenge(tenant.id, &token).await.expect("storage") }
+    };
+    assert_eq!(find(&live_challenge).await, Some(live_challenge.clone()));
+    assert_eq!(
+        find(&recent_challenge).await,
+        Some(recent_challenge.clone()),
+        "a challenge expired less than a day ago is kept"
+    );
+    assert_eq!(find(&old_challenge).await, None);
+    assert_eq!(
+        storage
+            .list_contact_sessions(tenant.id, pat.id, t0)
+            .await
+            .expect("storage"),
+        vec![live_contact.clone()]
+    );
+    for s in [&edge_contact, &old_contact] {
+        assert!(
+            !storage
+                .delete_contact_session(tenant.id, &s.token_hash)
+                .await
+                .expect("storage"),
+            "the session expiring at {} is gone",
+            s.expires_at
+        );
+    }
+    assert_eq!(
+        storage
+            .staff_session(tenant.id, &live_staff.token_hash)
+            .await
+            .expect("storage"),
+        Some(live_staff.clone())
+    );
+    assert_eq!(
+        storage
+            .staff_session(other.id, &old_staff.token_hash)
+            .await
+            .expect("storage"),
+        None
+    );
+
+    // At t0 + 23 h every counter of t0 is still within its day; the staff session has expired.
+    assert_eq!(
+        storage
+            .purge_expired(t0 + ATTEMPT_RETENTION - Duration::hours(1))
+            .await
+            .expect("storage"),
+        PurgeReport {
+            staff_sessions: 1,
+            ..PurgeReport::default()
+        }
+    );
+
+    // At t0 + 25 h the two counters last counted at t0 go, in both tenants; the two counted
+    // again at t0 + 20 h stay. Both challenges expired more than a day ago, the live contact
+    // session has expired.
+    let t25 = t0 + ATTEMPT_RETENTION + Duration::hours(1);
+    assert_eq!(
+        storage.purge_expired(t25).await.expect("storage"),
+        PurgeReport {
+            sign_in_attempts: 2,
+            access_challenges: 2,
+            contact_sessions: 1,
+            staff_sessions: 0,
+        }
+    );
+    assert_eq!(find(&live_challenge).await, None);
+    assert_eq!(find(&recent_challenge).await, None);
+    assert!(
+        !storage
+            .delete_contact_session(tenant.id, &live_contact.token_hash)
+            .await
+            .expect("storage")
+    );
+    assert_eq!(
+        count(tenant.id, code_key.clone(), DateTime::UNIX_EPOCH, t25).await,
+        3,
+        "a counter counted again later keeps its count"
+    );
+    assert_eq!(count(tenant.id, address.into(), sign_in_window(later), t25).await, 2);
+    assert_eq!(
+        count(tenant.id, account.into(), sign_in_window(t0), t25).await,
+        1,
+        "a purged counter starts again"
+    );
+    assert_eq!(count(other.id, account.into(), sign_in_window(t0), t25).await, 1);
+
+    // The engine purges at its clock's time.
+    assert_eq!(engine.purge_expired().await.expect("purged"), PurgeReport::default());
+    clock.advance(Duration::hours(25) + ATTEMPT_RETENTION + Duration::hours(1));
+    assert_eq!(
+        engine.purge_expired().await.expect("purged"),
+        PurgeReport {
+            sign_in_attempts: 4,
+            ..PurgeReport::default()
+        }
+    );
+    assert_eq!(engine.purge_expired().await.expect("purged"), PurgeReport::default());
 }

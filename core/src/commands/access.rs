@@ -31,7 +31,7 @@ use crate::lifecycle::PortalStatus;
 use crate::mail::{MailKind, MessageSecret, OutboundMessage, SecretText};
 use crate::outcome::{Outcome, Write};
 use crate::policy::{Action, ContactPrincipal, Principal};
-use crate::portal::{Contact, PortalState};
+use crate::portal::{Contact, Portal, PortalState};
 use crate::tenant::LinkSettings;
 use crate::value::Name;
 
@@ -256,8 +256,21 @@ pub fn open_link(
     link: &AccessLink,
     session_token: &SecretToken,
 ) -> Result<(ContactSession, Outcome), CommandError> {
-    let p = &state.portal;
-    let (contact, principal) = opener(ctx, state, link)?;
+    open_link_of(ctx, &state.portal, contact_in(state, link), link, session_token)
+}
+
+/// [`open_link`] on the portal's row and the link's contact only (`None`: gone), as read
+/// without the portal's lock: the session it starts is checked again on every use (its link
+/// not revoked, the portal active), so a revocation or an archive that commits meanwhile
+/// still shuts it out.
+pub fn open_link_of(
+    ctx: &mut Ctx,
+    p: &Portal,
+    contact: Option<&Contact>,
+    link: &AccessLink,
+    session_token: &SecretToken,
+) -> Result<(ContactSession, Outcome), CommandError> {
+    let (contact, principal) = opener(ctx, p, contact, link)?;
     let session = ContactSession::start(session_token, link, ctx.now);
     let ev = ctx.event(
         &principal,
@@ -290,7 +303,7 @@ pub fn request_code(
     code: &str,
 ) -> Result<(AccessChallenge, Outcome), CommandError> {
     let p = &state.portal;
-    let (contact, _) = opener(ctx, state, link)?;
+    let (contact, _) = opener(ctx, p, contact_in(state, link), link)?;
     let challenge = AccessChallenge {
         id: ctx.ids.next_id(),
         tenant_id: p.tenant_id,
@@ -355,19 +368,30 @@ pub fn verify_code(
     Ok((session, outcome))
 }
 
+/// The link's contact in the portal's state, if it is still there.
+fn contact_in<'a>(state: &'a PortalState, link: &AccessLink) -> Option<&'a Contact> {
+    state.contacts.iter().find(|c| c.id == link.contact_id)
+}
+
 /// The contact `link` lets in on the portal's current state, as a principal: every reason to
 /// refuse (revoked, expired, another portal, portal not active, contact gone) is the same
 /// "access link not found".
-fn opener<'a>(ctx: &Ctx, state: &'a PortalState, link: &AccessLink) -> Result<(&'a Contact, Principal), CommandError> {
+fn opener<'a>(
+    ctx: &Ctx,
+    p: &Portal,
+    contact: Option<&'a Contact>,
+    link: &AccessLink,
+) -> Result<(&'a Contact, Principal), CommandError> {
     let refused = || CommandError::NotFound {
         entity: "access link",
         id: link.id.as_uuid(),
     };
-    let p = &state.portal;
     if link.portal_id != p.id || link.tenant_id != p.tenant_id || !link.is_usable(ctx.now) {
         return Err(refused());
     }
-    let contact = contact_of(state, link.contact_id).map_err(|_| refused())?;
+    let contact = contact
+        .filter(|c| c.id == link.contact_id && c.portal_id == p.id && c.tenant_id == p.tenant_id)
+        .ok_or_else(refused)?;
     let principal = Principal::Contact(ContactPrincipal {
         tenant_id: p.tenant_id,
         portal_id: p.id,

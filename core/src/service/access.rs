@@ -143,9 +143,8 @@ impl Engine {
     }
 
     /// Opens the link whose token is `token` in `tenant` (CON-4): a new contact session and a
-    /// `contact_accessed_portal` event, committed under the portal's lock. `None` for every kind
-    /// of bad link (unknown, revoked, expired, portal not active, contact gone), so callers give
-    /// one answer for all.
+    /// `contact_accessed_portal` event. `None` for every kind of bad link (unknown, revoked,
+    /// expired, portal not active, contact gone), so callers give one answer for all.
     pub async fn open_access_link(
         &self,
         tenant: TenantId,
@@ -154,16 +153,30 @@ impl Engine {
         let Some(link) = self.storage.find_access_link(tenant, &token.hash()).await? else {
             return Ok(None);
         };
-        let session_token = self.secret_token();
-        let ctx = self.ctx();
-        let decide = |state: &PortalState| {
-            commands::access::open_link(&mut ctx.clone(), state, &link, &session_token).map(|(_, o)| self.seal(o))
-        };
-        // Every refusal (revoked, expired, portal not live, contact gone) and a portal gone
-        // answer alike.
-        let Some(Ok(outcome)) = self.storage.modify_portal(tenant, link.portal_id, &decide).await? else {
+        self.open_found_link(tenant, &link).await
+    }
+
+    /// [`Self::open_access_link`] for a link the caller has already found by its token. It reads
+    /// the portal's row and the contact only, and commits the session and the event without the
+    /// portal's lock: a revocation or an archive committed meanwhile still shuts the session out,
+    /// because every use of a session checks its link and the portal again.
+    pub async fn open_found_link(&self, tenant: TenantId, link: &AccessLink) -> ServiceResult<Option<OpenedSession>> {
+        let Some(portal) = self.storage.get_portal(tenant, link.portal_id).await? else {
             return Ok(None);
         };
+        let contact = self.storage.get_contact(tenant, link.contact_id).await?;
+        let session_token = self.secret_token();
+        let mut ctx = self.ctx();
+        let Ok((_, outcome)) =
+            commands::access::open_link_of(&mut ctx, &portal, contact.as_ref(), link, &session_token)
+        else {
+            return Ok(None);
+        };
+        let outcome = self.seal(outcome);
+        // The contact removed meanwhile: its row is gone and the session cannot refer to it.
+        if self.storage.commit_outcome(tenant, &outcome).await?.is_err() {
+            return Ok(None);
+        }
         let session = outcome
             .writes
             .iter()
@@ -194,17 +207,19 @@ impl Engine {
         let Some(session) = self.storage.touch_contact_session(tenant, token, now).await? else {
             return Ok(None);
         };
-        let Some(state) = self.storage.load_portal(tenant, session.portal_id).await? else {
-            return Ok(None);
-        };
-        let Some(contact) = state.contacts.iter().find(|c| c.id == session.contact_id) else {
+        let Some(contact) = self
+            .storage
+            .get_contact(tenant, session.contact_id)
+            .await?
+            .filter(|c| c.portal_id == session.portal_id)
+        else {
             return Ok(None);
         };
         let principal = Principal::Contact(ContactPrincipal {
             tenant_id: tenant,
             portal_id: session.portal_id,
             contact_id: contact.id,
-            email: contact.email.clone(),
+            email: contact.email,
         });
         Ok(Some((session, principal)))
     }
@@ -297,12 +312,14 @@ impl Engine {
         if !link.is_usable(self.clock.now()) {
             return Ok(challenge);
         }
+        let now = self.clock.now();
         let sent = self
             .storage
             .count_sign_in_attempt(
                 tenant,
                 &format!("access-code-contact:{}", link.contact_id),
-                crate::auth::sign_in_window(self.clock.now()),
+                crate::auth::sign_in_window(now),
+                now,
             )
             .await?;
         if sent > crate::access::CODES_PER_CONTACT_PER_WINDOW {
@@ -339,7 +356,12 @@ impl Engine {
         let hash = challenge_token.hash();
         let tries = self
             .storage
-            .count_sign_in_attempt(tenant, &crate::access::code_attempt_key(&hash), DateTime::UNIX_EPOCH)
+            .count_sign_in_attempt(
+                tenant,
+                &crate::access::code_attempt_key(&hash),
+                DateTime::UNIX_EPOCH,
+                self.clock.now(),
+            )
             .await?;
         if tries > crate::access::MAX_CODE_ATTEMPTS {
             return Ok(CodeVerdict::Exhausted);

@@ -8,6 +8,7 @@ mod admin;
 mod client;
 mod contacts;
 mod dashboard;
+mod housekeeping;
 mod notify;
 mod outbox;
 mod reminders;

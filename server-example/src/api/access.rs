@@ -327,7 +327,7 @@ async fn limit_address(state: &AppState, tenant: TenantId, address: std::net::Ip
     let now = state.clock.now();
     let attempts = state
         .storage
-        .count_sign_in_attempt(tenant, &format!("access:{address}"), auth::sign_in_window(now))
+        .count_sign_in_attempt(tenant, &format!("access:{address}"), auth::sign_in_window(now), now)
         .await
         .map_err(|e| ApiError::Service(e.into()))?;
     if attempts > state.settings.access_limit_per_address {
@@ -409,27 +409,28 @@ async fn open_link(
         .await
         .map_err(|e| ApiError::Service(e.into()))?
         .is_some_and(|t| t.settings.forwarded_link_protection);
-    if protected {
+    let opened = if protected {
         let now = state.clock.now();
         let link = state.engine.find_access_link(tenant, &token).await?;
         let verified = link.as_ref().is_some_and(|l| {
             crate::auth::cookie(&headers, &verified_browser_cookie_name(l.contact_id))
                 .is_some_and(|v| verified_browser_ok(&state.master_key, tenant, l.contact_id, v, now))
         });
-        if !verified {
-            let challenge = state.engine.request_access_code(tenant, link.as_ref()).await?;
-            let body = CodeSent {
-                challenge: challenge.token.encode(),
-                expires_at: challenge.expires_at,
-            };
-            return Ok(no_store((StatusCode::ACCEPTED, Json(body)).into_response()));
+        match link {
+            Some(link) if verified => state.engine.open_found_link(tenant, &link).await?,
+            link => {
+                let challenge = state.engine.request_access_code(tenant, link.as_ref()).await?;
+                let body = CodeSent {
+                    challenge: challenge.token.encode(),
+                    expires_at: challenge.expires_at,
+                };
+                return Ok(no_store((StatusCode::ACCEPTED, Json(body)).into_response()));
+            }
         }
-    }
-    let opened = state
-        .engine
-        .open_access_link(tenant, &token)
-        .await?
-        .ok_or(ApiError::LinkNotFound)?;
+    } else {
+        state.engine.open_access_link(tenant, &token).await?
+    };
+    let opened = opened.ok_or(ApiError::LinkNotFound)?;
     Ok(session_started(&state, &opened, false))
 }
 

@@ -42,6 +42,7 @@ macro_rules! conformance {
                 tenant_notification_settings_round_trip,
                 active_portals_page_across_tenants,
                 modify_portal_returns_ledger_refusals,
+                expired_rows_are_purged,
             );
         }
     };
