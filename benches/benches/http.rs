@@ -1,21 +1,53 @@
 //! PERF-5 and PERF-10: a staff `GET /api/v1/portals/{id}` (the portal overview of a 60-task
 //! portal) over real HTTP on loopback, against the reference server and against a floor, on
-//! SQLite and on PostgreSQL; and the reference server's memory.
+//! SQLite and on PostgreSQL; and the reference server's memory. PERF-6: a contact opening their
+//! access link from a verified browser (`POST /api/v1/access`), round-robin over 10,000
+//! contacts, against the same server and a floor of its own in the same processes.
 //!
 //! - **The server**: the release binary `target/release/portal-server` (or `PORTAL_SERVER_BIN`),
 //!   started as a process of its own with `serve` on the prepared database, its environment
-//!   cleared but for `DATABASE_URL` and `PORTAL_BIND`. Build it first:
+//!   cleared but for `DATABASE_URL`, `PORTAL_BIND`, `PORTAL_MASTER_KEY` (a fixed key of the
+//!   benchmark, which also signs PERF-6's verified-browser cookies) and
+//!   `PORTAL_ACCESS_LIMIT_PER_ADDRESS` (raised to 10⁹: every PERF-6 request comes from
+//!   127.0.0.1, and the default of 30 openings per address and 15 minutes would answer 429; the
+//!   counter is still written on every opening), and `PORTAL_NO_SCHEDULER=true` (the
+//!   notification scheduler walks every active portal at start and every 5 minutes: work no
+//!   request here does, which would land in the middle of a round). Build it first:
 //!   `cargo build --release -p portal-server` (the benchmark cannot run cargo itself while
 //!   `cargo bench` holds the build directory; it warns when the binary is older than the
 //!   sources it is built from).
 //! - **The floor**: this same executable started again as a second process (with
-//!   `PORTAL_BENCH_HTTP_FLOOR_URL` set), serving one axum route that runs the same SELECT
-//!   statements as the server's request does (the tenant host, the session, the staff user and
+//!   `PORTAL_BENCH_HTTP_FLOOR_URL` set). For PERF-5 it serves one axum route that runs the same
+//!   SELECT statements as the server's request does (the tenant host, the session, the staff user and
 //!   their roles, all roles, the tenant, the portal's seven queries in one read transaction, the
 //!   company), each in the same transaction as the store runs it, with sqlx through the store's
 //!   own pool (`SqliteStorage::pool`, `PgStorage::pool`: same size, same connection options,
 //!   same statement cache), and answers the rows as JSON: no engine, no policy, no domain
 //!   types, no middleware.
+//! - **PERF-6** (`POST /api/v1/access` with the link's token in the JSON body, the tenant found
+//!   by the `Host` header, and the contact's verified-browser cookie, computed with the server's
+//!   key, so that the server answers 200 with a contact session and the `contact accessed
+//!   portal` event; a 202, the mailed code of an unverified browser, counts as a failure). The
+//!   data: the second tenant of the data set gets contacts added to its active portals (through
+//!   portal-core's `add_contact`, committed through the store, no more than a portal may hold)
+//!   until they hold `PORTAL_BENCH_HTTP_CONTACTS` (10,000) contacts, and every one of them an
+//!   access link issued at load time (`issue_link`, whose token only the benchmark knows; the
+//!   store keeps its SHA-256), at the real time, so that the links are live. The requests go
+//!   over those contacts in a seeded random order, round-robin, each with its own token and
+//!   cookie; every opening makes a new session. The floor's route `POST /api/v1/access` looks
+//!   the tenant up by host, then in one write transaction (SQLite: on a one-connection write
+//!   pool with the store's options and `BEGIN IMMEDIATE`, as the store writes) the link by
+//!   token hash with its portal's status, checks it opens the portal (not revoked, not expired,
+//!   portal active), inserts the session row, commits and answers the session token as JSON: no
+//!   engine, no policy, no cookie check, no rate-limit counter, no event.
+//!   The rate-limit counter is one row per tenant and client address: with every connection
+//!   from 127.0.0.1 (the default), every opening updates the same row.
+//!   `PORTAL_BENCH_HTTP_CLIENT_ADDRESSES=<n>` (1 to 254) opens connection `k` from
+//!   `127.0.0.(2 + k % n)` instead, so that the server sees `n` client addresses, as it would
+//!   see contacts opening their links from their own networks.
+//! - **Scenarios**: arguments `perf5` (PERF-5 and PERF-10) and `perf6` select them (both by
+//!   default), alongside the backends: `-- perf6 sqlite`. PERF-5 runs first in the same
+//!   server and floor processes, so its memory figures are those of a fresh process.
 //! - **The load**: [`portal_benches::loadgen`] in this process on a current-thread runtime (one
 //!   core at most): (a) closed loop, `PORTAL_BENCH_HTTP_CONNECTIONS` (16) keep-alive
 //!   connections for `PORTAL_BENCH_HTTP_SECS` (10) seconds after a warm-up of
@@ -24,14 +56,14 @@
 //!   over 32 connections. Each is repeated `PORTAL_BENCH_HTTP_ROUNDS` (3) times, server and
 //!   floor taking turns (server first in even rounds, floor first in odd ones) so that both
 //!   see the same disturbance. Throughput is the median of the rounds; latencies pool the
-//!   rounds' samples.
+//!   rounds' samples. PERF-6 runs the closed loop only.
 //! - **Memory** (PERF-10): `VmRSS` and `VmHWM` of the server process from `/proc/<pid>/status`:
 //!   after start, idle after a sign-in and one overview `GET`, and the peak under the load
 //!   (`VmRSS` sampled every 50 ms during the load, and `VmHWM` at the end, which also covers
 //!   start-up and the sign-in's argon2 hash).
 //! - **Data**: the seeded generator's `bench-slice` size by default (`PORTAL_BENCH_SIZE`): 4
 //!   tenants shaped like the ordinary tenants of `bench` (500 portals of 60 tasks each, 200
-//!   companies, 25 staff, ~52.6 k events), loaded through the store. The request reads one
+//!   companies, 25 staff, ~52.6 k events), loaded through the store. The PERF-5 request reads one
 //!   active, part-done 60-task portal of the first tenant as one of its technicians, whose
 //!   password the benchmark sets and who signs in through the server's own
 //!   `POST /api/v1/auth/sign-in`; the tenant is found by the `Host` header, mapped to it in the
@@ -49,19 +81,23 @@
 //! `PORTAL_BENCH_HTTP_QUIET_LOAD=<x>` makes each backend's load wait (up to 20 minutes, with
 //! both processes started and idle) until the 1-minute load average is below `x`.
 //!
-//! Run: `cargo build --release -p portal-server && cargo bench -p portal-benches --bench http`.
+//! Run: `cargo build --release -p portal-server && cargo bench -p portal-benches --bench http`
+//! (one scenario: `... --bench http -- perf6`).
 //! The table goes to standard output, progress to standard error. Run outside `cargo bench`
 //! (without `--bench`) it does nothing, so `cargo test --all-targets` does not start a load test.
 
 #![allow(clippy::print_stdout)] // the result table goes to standard output, by design
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+use base64::Engine as _;
+use chrono::Utc;
 use portal_benches::generate::{Counts, DataSet};
 use portal_benches::load::load_with;
 use portal_benches::loadgen::{self, LoadReport, ProcMemory, Target, mib};
@@ -70,12 +106,21 @@ use portal_benches::procs::{
 };
 use portal_benches::stats::{self, Summary};
 use portal_benches::{DEFAULT_SEED, Size, now};
-use portal_core::auth::{self, Password};
-use portal_core::id::{PortalId, TenantId};
+use portal_core::Outcome;
+use portal_core::access::{VERIFIED_BROWSER_LIFETIME, verified_browser_cookie_name, verified_browser_value};
+use portal_core::auth::{self, Password, SecretToken};
+use portal_core::commands::{self, Ctx};
+use portal_core::crypto::MasterKey;
+use portal_core::id::{ContactId, PortalId, TenantId};
 use portal_core::lifecycle::PortalStatus;
+use portal_core::outcome::Write;
+use portal_core::portal::{ContactInput, ContactRole, MAX_CONTACTS};
 use portal_core::storage::Storage;
+use portal_core::value::{Email, Name};
 use portal_storage_postgres::PgStorage;
 use portal_storage_sqlite::SqliteStorage;
+use rand::seq::SliceRandom as _;
+use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
 use sqlx::Connection as _;
 
 /// Set (to the database URL) in the environment of the floor's process.
@@ -97,6 +142,17 @@ const TARGET_P99: Duration = Duration::from_millis(20);
 const TARGET_IDLE_KIB: u64 = 40 * 1024;
 /// PERF-10: RSS under load.
 const TARGET_LOAD_KIB: u64 = 150 * 1024;
+/// PERF-6: the host name mapped to its tenant (the data set's second).
+const PERF6_HOST: &str = "t01.portal-bench.example.com";
+/// PERF-6: the server's throughput as a share of the floor's.
+const PERF6_TARGET_SHARE: f64 = 0.40;
+/// PERF-6, orientation: requests per second on 2 cores.
+const PERF6_ORIENTATION: f64 = 3_000.0;
+/// The server's master key (`PORTAL_MASTER_KEY`), with which the benchmark signs PERF-6's
+/// verified-browser cookies as the server does.
+const MASTER_KEY: [u8; 32] = *b"portal-bench-http-master-key-32b";
+/// `PORTAL_ACCESS_LIMIT_PER_ADDRESS` of the server: every PERF-6 opening comes from 127.0.0.1.
+const ACCESS_LIMIT: u32 = 1_000_000_000;
 
 fn main() {
     if let Ok(url) = std::env::var(FLOOR_URL_ENV) {
@@ -109,9 +165,20 @@ fn main() {
         eprintln!("[portal-benches] http: a load test; run it with `cargo bench -p portal-benches --bench http`");
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Arguments naming a scenario (`perf5`, `perf6`) select scenarios; the others backends.
+    let (scenarios, filters): (Vec<&String>, Vec<&String>) = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .partition(|a| a.starts_with("perf"));
     let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
-    let settings = Settings::from_env();
+    let scenario = |name: &str| scenarios.is_empty() || scenarios.iter().any(|s| s.as_str() == name);
+    let mut settings = Settings::from_env();
+    settings.perf5 = scenario("perf5");
+    settings.perf6 = scenario("perf6");
+    if !settings.perf5 && !settings.perf6 {
+        eprintln!("[portal-benches] http: no scenario named {scenarios:?}; the scenarios are `perf5` and `perf6`");
+        return;
+    }
     let Some(server_bin) = server_binary() else { return };
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -126,7 +193,10 @@ fn main() {
             let storage = SqliteStorage::connect(&url)
                 .await
                 .unwrap_or_else(|e| panic!("SQLite store at {url}: {e}"));
-            let fixture = prepare(&storage, None, settings.size, "sqlite", &url).await;
+            let mut fixture = prepare(&storage, None, settings.size, "sqlite", &url).await;
+            if settings.perf6 {
+                fixture.perf6 = Some(prepare_perf6(&storage, &fixture.data, settings.contacts, "sqlite").await);
+            }
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(storage.pool())
                 .await
@@ -147,6 +217,9 @@ fn main() {
                     .unwrap_or_else(|e| panic!("PostgreSQL store at {url}: {e}"));
                 let mut fixture = prepare(&storage, Some(&storage), settings.size, "postgres", &url).await;
                 fixture.pg_database = Some(db.clone());
+                if settings.perf6 {
+                    fixture.perf6 = Some(prepare_perf6(&storage, &fixture.data, settings.contacts, "postgres").await);
+                }
                 // This machine's server runs without autovacuum: clean up after the load's
                 // updates and give the planner statistics, as autovacuum would have.
                 sqlx::query("VACUUM (ANALYZE)")
@@ -187,6 +260,14 @@ struct Settings {
     /// Before the load starts, wait (up to 20 minutes) until the 1-minute load average is below
     /// this.
     quiet_load: Option<f64>,
+    /// PERF-6: contacts of active portals in its tenant, each opening its own link.
+    contacts: usize,
+    /// PERF-6: client addresses the connections come from (127.0.0.1, or 127.0.0.2 and on).
+    client_addresses: u8,
+    /// Run PERF-5 (and PERF-10).
+    perf5: bool,
+    /// Run PERF-6.
+    perf6: bool,
 }
 
 impl Settings {
@@ -213,6 +294,10 @@ impl Settings {
             quiet_load: std::env::var("PORTAL_BENCH_HTTP_QUIET_LOAD")
                 .ok()
                 .map(|_| env_or("PORTAL_BENCH_HTTP_QUIET_LOAD", 1.0)),
+            contacts: env_or("PORTAL_BENCH_HTTP_CONTACTS", 10_000usize).max(1),
+            client_addresses: env_or("PORTAL_BENCH_HTTP_CLIENT_ADDRESSES", 1u8).clamp(1, 254),
+            perf5: true,
+            perf6: true,
         }
     }
 }
@@ -276,6 +361,22 @@ struct Fixture {
     load_secs: f64,
     /// PostgreSQL only: the database's name.
     pg_database: Option<String>,
+    /// PERF-6's contacts, when it runs.
+    perf6: Option<Perf6Fixture>,
+}
+
+/// PERF-6: the contacts whose links the requests open.
+struct Perf6Fixture {
+    tenant: TenantId,
+    /// Active portals of the tenant (they hold the contacts).
+    portals: usize,
+    /// Contacts the benchmark added to them.
+    added: usize,
+    /// Every contact of an active portal of the tenant with the token of its live link, in
+    /// the (seeded, random) order the requests take them.
+    openers: Vec<(ContactId, SecretToken)>,
+    /// Seconds the contacts and links took to commit.
+    secs: f64,
 }
 
 /// Loads the data set into `storage`, sets the password of a technician of the first tenant,
@@ -349,8 +450,127 @@ async fn prepare(
         email: user.email.as_str().to_owned(),
         load_secs,
         pg_database: None,
+        perf6: None,
         data,
     }
+}
+
+/// PERF-6: maps [`PERF6_HOST`] to the data set's second tenant, adds contacts to its active
+/// portals (evenly, up to [`MAX_CONTACTS`] each) until they hold `wanted`, and issues every
+/// contact of an active portal an access link, one commit per portal, through portal-core's
+/// own commands (`add_contact`, `issue_link`: their events included, their mail left out) at
+/// the real time, so that the links are live for the server's clock.
+async fn prepare_perf6(storage: &dyn Storage, data: &DataSet, wanted: usize, backend: &'static str) -> Perf6Fixture {
+    let started = Instant::now();
+    let t = data.tenants.get(1).unwrap_or(&data.tenants[0]);
+    let tenant = t.tenant.id;
+    assert!(
+        t.tenant.settings.forwarded_link_protection,
+        "{backend}: PERF-6 needs a tenant with forwarded-link protection on"
+    );
+    storage
+        .add_tenant_host(tenant, PERF6_HOST)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: mapping {PERF6_HOST}: {e}"))
+        .unwrap_or_else(|e| panic!("{backend}: mapping {PERF6_HOST}: {e}"));
+    let active: Vec<_> = t.portals.iter().filter(|p| p.status == PortalStatus::Active).collect();
+    let existing: usize = active.iter().map(|p| p.contacts.len()).sum();
+    // Additions, one portal after the other in turn, while a portal has room.
+    let mut adds = vec![0usize; active.len()];
+    let mut to_add = wanted.saturating_sub(existing);
+    while to_add > 0 {
+        let before = to_add;
+        for (i, p) in active.iter().enumerate() {
+            if to_add > 0 && p.contacts.len() + adds[i] < MAX_CONTACTS {
+                adds[i] += 1;
+                to_add -= 1;
+            }
+        }
+        if to_add == before {
+            break;
+        }
+    }
+    let added: usize = adds.iter().sum();
+    if existing + added < wanted {
+        eprintln!(
+            "\n*** PERF-6: the {} active portals of tenant {tenant} hold at most {} contacts ({MAX_CONTACTS} each), \
+             not the {wanted} asked for: use PORTAL_BENCH_SIZE=bench-slice or bench ***\n",
+            active.len(),
+            existing + added
+        );
+    }
+    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED ^ 0x5045_5246_2d36);
+    let at = Utc::now();
+    let mut openers = Vec::with_capacity(existing + added);
+    for (i, p) in active.iter().enumerate() {
+        let mut state = storage
+            .load_portal(tenant, p.id)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: loading portal {}: {e}", p.id))
+            .unwrap_or_else(|| panic!("{backend}: portal {} is gone", p.id));
+        let company = t
+            .companies
+            .iter()
+            .find(|c| c.id == p.company_id)
+            .unwrap_or_else(|| panic!("{backend}: the company of portal {} is not in the data set", p.id));
+        let mut ctx = Ctx::new(at, rng.random());
+        let mut all = Outcome::default();
+        for k in 0..adds[i] {
+            let input = ContactInput {
+                name: Name::parse(&format!("Opener {k}")).unwrap_or_else(|e| panic!("{e}")),
+                email: Email::parse(&format!("opener{k}@perf6-p{i}.example.org")).unwrap_or_else(|e| panic!("{e}")),
+                role: ContactRole::It,
+                primary: false,
+            };
+            let (_, o) = commands::contact::add_contact(&t.admin, &mut ctx, &state, &input)
+                .unwrap_or_else(|e| panic!("{backend}: adding a contact to portal {}: {e}", p.id));
+            state.contacts.extend(o.writes.iter().filter_map(|w| match w {
+                Write::InsertContact(c) => Some(c.clone()),
+                _ => None,
+            }));
+            absorb(&mut all, o);
+        }
+        let mail = commands::access::LinkMail {
+            settings: &t.tenant.link_settings,
+            company_name: &company.name,
+        };
+        for c in &state.contacts {
+            let token = SecretToken::from_bytes(rng.random());
+            let (_, o) = commands::access::issue_link(&t.admin, &mut ctx, &state, mail, c.id, &token)
+                .unwrap_or_else(|e| panic!("{backend}: issuing a link in portal {}: {e}", p.id));
+            absorb(&mut all, o);
+            openers.push((c.id, token));
+        }
+        storage
+            .commit_outcome(tenant, &all)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: committing PERF-6's contacts: {e}"))
+            .unwrap_or_else(|e| panic!("{backend}: committing PERF-6's contacts: {e}"));
+    }
+    openers.shuffle(&mut rng);
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "[portal-benches] http {backend}: PERF-6: {} contacts of {} active portals of tenant {tenant} ({added} added), \
+         each with a live link, in {secs:.1} s",
+        openers.len(),
+        active.len()
+    );
+    Perf6Fixture {
+        tenant,
+        portals: active.len(),
+        added,
+        openers,
+        secs,
+    }
+}
+
+/// Adds what `o` writes, appends and effects to `all`; its mail is left out (the links'
+/// invitations are not what PERF-6 measures, and an outbox of 10,000 messages nobody delivers
+/// would only sit there).
+fn absorb(all: &mut Outcome, o: Outcome) {
+    all.writes.extend(o.writes);
+    all.events.extend(o.events);
+    all.effects.extend(o.effects);
 }
 
 /// Creates `portal_bench_http_<pid>`: the server's URL and the database's name, or `None` (with
@@ -445,7 +665,7 @@ impl Process {
         let target = Target::new(self.addr, "localhost", "/healthz", None).unwrap_or_else(|e| panic!("{e}"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok((status, _)) = loadgen::get_once(&target).await
+            if let Ok((status, _)) = loadgen::once(&target).await
                 && status.is_success()
             {
                 return;
@@ -652,7 +872,7 @@ struct Side {
 
 impl Side {
     fn closed_throughputs(&self) -> Vec<f64> {
-        self.closed.iter().map(LoadReport::throughput).collect()
+        closed_throughputs(&self.closed)
     }
 
     fn median_throughput(&self) -> f64 {
@@ -667,13 +887,35 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 struct BackendResult {
     fixture: Fixture,
+    perf5: Option<Perf5Result>,
+    perf6: Option<Perf6Result>,
+    context: String,
+}
+
+/// PERF-5 and PERF-10 of one backend.
+struct Perf5Result {
     server: Side,
     floor: Side,
     load_before: String,
     load_after: String,
-    context: String,
 }
 
+/// PERF-6 of one backend.
+struct Perf6Result {
+    server: Rounds,
+    floor: Rounds,
+    /// Body bytes of one answer: server, floor.
+    body_bytes: [usize; 2],
+    load_before: String,
+    load_after: String,
+}
+
+fn closed_throughputs(closed: &[LoadReport]) -> Vec<f64> {
+    closed.iter().map(LoadReport::throughput).collect()
+}
+
+/// Starts the server and the floor on the prepared database, runs the scenarios asked for
+/// (PERF-5 first, on fresh processes) and stops both.
 fn run_backend(
     rt: &tokio::runtime::Runtime,
     settings: &Settings,
@@ -681,9 +923,10 @@ fn run_backend(
     fixture: Fixture,
     dir: &Path,
 ) -> BackendResult {
-    let backend = fixture.backend;
     let server_addr = free_addr();
     let bind = server_addr.to_string();
+    let key = base64::engine::general_purpose::STANDARD.encode(MASTER_KEY);
+    let limit = ACCESS_LIMIT.to_string();
     let mut server = Process::spawn(
         "portal-server",
         {
@@ -691,7 +934,13 @@ fn run_backend(
             c.arg("serve");
             c
         },
-        &[("DATABASE_URL", &fixture.url), ("PORTAL_BIND", &bind)],
+        &[
+            ("DATABASE_URL", &fixture.url),
+            ("PORTAL_BIND", &bind),
+            ("PORTAL_MASTER_KEY", &key),
+            ("PORTAL_ACCESS_LIMIT_PER_ADDRESS", &limit),
+            ("PORTAL_NO_SCHEDULER", "true"),
+        ],
         server_addr,
         dir,
     );
@@ -704,171 +953,262 @@ fn run_backend(
         floor_addr,
         dir,
     );
-    let fixture_ref = &fixture;
-    let result = rt.block_on(async {
-        let fixture = fixture_ref;
+    let (perf5, perf6) = rt.block_on(async {
         server.wait_ready().await;
         floor.wait_ready().await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let server_start = server.memory();
-        let floor_start = floor.memory();
-
-        // Sign in through the server, as a client would.
-        let body = serde_json::json!({ "email": fixture.email, "password": PASSWORD }).to_string();
-        let (status, answer) = loadgen::post_json(server_addr, HOST, "/api/v1/auth/sign-in", body)
-            .await
-            .unwrap_or_else(|e| panic!("{backend}: sign-in: {e}"));
-        let token = serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v["token"].as_str().map(str::to_owned))
-            .filter(|_| status.is_success())
-            .unwrap_or_else(|| {
-                server.fail(&format!(
-                    "refused the sign-in: {status} {}",
-                    String::from_utf8_lossy(&answer)
-                ))
-            });
-        let path = format!("/api/v1/portals/{}", fixture.portal);
-        let server_target = Target::new(server_addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
-        let floor_target = Target::new(floor_addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
-
-        // One request each, checked.
-        let server_bytes = check_overview(&server, &server_target, fixture).await;
-        let floor_bytes = check_overview(&floor, &floor_target, fixture).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let server_idle = server.memory();
-        let floor_idle = floor.memory();
-        eprintln!(
-            "[portal-benches] http {backend}: portal-server VmRSS {} after start, {} idle after sign-in + 1 GET \
-             (VmHWM {} / {}); floor {} / {}",
-            mib(server_start.rss_kib),
-            mib(server_idle.rss_kib),
-            mib(server_start.hwm_kib),
-            mib(server_idle.hwm_kib),
-            mib(floor_start.rss_kib),
-            mib(floor_idle.rss_kib)
-        );
-        wait_for_quiet(settings.quiet_load).await;
-        let load_before = load_average();
-        let server_sampler = RssSampler::start(server.pid());
-        let floor_sampler = RssSampler::start(floor.pid());
-
-        let mut sides: [Rounds; 2] = Default::default();
-        let targets = [
-            ("portal-server", &server_target, server.pid()),
-            ("floor", &floor_target, floor.pid()),
-        ];
-        let db = fixture.pg_database.as_deref();
-        for round in 0..settings.rounds {
-            for k in 0..2 {
-                let i = if round % 2 == 0 { k } else { 1 - k };
-                let (name, target, pid) = targets[i];
-                let before = CpuSnapshot::take(pid, db);
-                let r = loadgen::closed_loop(target, settings.connections, settings.warmup, settings.window)
-                    .await
-                    .unwrap_or_else(|e| panic!("{backend} {name}: closed loop: {e}"));
-                let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
-                eprintln!(
-                    "[portal-benches] http {backend} round {}: {name:<13} closed loop, {} connections: {:>7.0} req/s, \
-                     p50 {}, p99 {}, {} failures; CPU per request: process {}, database {}, load generator {}; \
-                     other processes {:.2} cores (load average {})",
-                    round + 1,
-                    settings.connections,
-                    r.throughput(),
-                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
-                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
-                    r.failures(),
-                    us(cpu.per_request(cpu.process)),
-                    db.map_or_else(|| "(in process)".to_owned(), |_| us(cpu.per_request(cpu.database))),
-                    us(cpu.per_request(cpu.generator)),
-                    cpu.other_cores(),
-                    load_average()
-                );
-                sides[i].closed.push(r);
-                sides[i].cpu.push(cpu);
-            }
-        }
-        for round in 0..settings.rounds {
-            for k in 0..2 {
-                let i = if round % 2 == 0 { k } else { 1 - k };
-                let (name, target, pid) = targets[i];
-                let before = CpuSnapshot::take(pid, db);
-                let r = loadgen::open_loop(
-                    target,
-                    settings.rate,
-                    OPEN_LOOP_CONNECTIONS,
-                    settings.warmup,
-                    settings.rate_window,
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{backend} {name}: open loop: {e}"));
-                let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
-                eprintln!(
-                    "[portal-benches] http {backend} round {}: {name:<13} {:.0} req/s (achieved {:.0}): p50 {}, p99 {} \
-                     (from due: p99 {}), {} late sends, {} failures; other processes {:.2} cores (load average {})",
-                    round + 1,
-                    settings.rate,
-                    r.throughput(),
-                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
-                    r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
-                    r.latency_from_due()
-                        .map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
-                    r.late_sends,
-                    r.failures(),
-                    cpu.other_cores(),
-                    load_average()
-                );
-                sides[i].open.push(r);
-                sides[i].open_cpu.push(cpu);
-            }
-        }
-        let server_rss_max = server_sampler.finish().await;
-        let floor_rss_max = floor_sampler.finish().await;
-        let load_after = load_average();
-        let [server_rounds, floor_rounds] = sides;
-        (
-            Side {
-                body_bytes: server_bytes,
-                closed: server_rounds.closed,
-                open: server_rounds.open,
-                cpu: server_rounds.cpu,
-                open_cpu: server_rounds.open_cpu,
-                mem_start: server_start,
-                mem_idle: server_idle,
-                load_rss_max_kib: server_rss_max,
-                mem_end: server.memory(),
-            },
-            Side {
-                body_bytes: floor_bytes,
-                closed: floor_rounds.closed,
-                open: floor_rounds.open,
-                cpu: floor_rounds.cpu,
-                open_cpu: floor_rounds.open_cpu,
-                mem_start: floor_start,
-                mem_idle: floor_idle,
-                load_rss_max_kib: floor_rss_max,
-                mem_end: floor.memory(),
-            },
-            load_before,
-            load_after,
-        )
+        let perf5 = if settings.perf5 {
+            Some(run_perf5(settings, &server, &floor, &fixture).await)
+        } else {
+            None
+        };
+        let perf6 = match &fixture.perf6 {
+            Some(p6) => Some(run_perf6(settings, &server, &floor, &fixture, p6).await),
+            None => None,
+        };
+        (perf5, perf6)
     });
     drop(server);
     drop(floor);
-    let (server, floor, load_before, load_after) = result;
     BackendResult {
         fixture,
-        server,
-        floor,
+        perf5,
+        perf6,
+        context: stats::context_line(),
+    }
+}
+
+/// The closed-loop rounds of a scenario, server (`targets[0]`) and floor (`targets[1]`) taking
+/// turns: server first in even rounds, floor first in odd ones.
+async fn closed_rounds(
+    settings: &Settings,
+    label: &str,
+    targets: [(&str, &Target, u32); 2],
+    db: Option<&str>,
+    sides: &mut [Rounds; 2],
+) {
+    for round in 0..settings.rounds {
+        for k in 0..2 {
+            let i = if round % 2 == 0 { k } else { 1 - k };
+            let (name, target, pid) = targets[i];
+            let before = CpuSnapshot::take(pid, db);
+            let r = loadgen::closed_loop(target, settings.connections, settings.warmup, settings.window)
+                .await
+                .unwrap_or_else(|e| panic!("{label} {name}: closed loop: {e}"));
+            let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
+            eprintln!(
+                "[portal-benches] http {label} round {}: {name:<13} closed loop, {} connections: {:>7.0} req/s, \
+                 p50 {}, p99 {}, {} failures; CPU per request: process {}, database {}, load generator {}; \
+                 other processes {:.2} cores (load average {})",
+                round + 1,
+                settings.connections,
+                r.throughput(),
+                r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
+                r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                failures(&r),
+                us(cpu.per_request(cpu.process)),
+                db.map_or_else(|| "(in process)".to_owned(), |_| us(cpu.per_request(cpu.database))),
+                us(cpu.per_request(cpu.generator)),
+                cpu.other_cores(),
+                load_average()
+            );
+            sides[i].closed.push(r);
+            sides[i].cpu.push(cpu);
+        }
+    }
+}
+
+/// PERF-5 and PERF-10: sign in, check one overview on each side, then the closed and open
+/// loops, sampling the memory of both processes.
+async fn run_perf5(settings: &Settings, server: &Process, floor: &Process, fixture: &Fixture) -> Perf5Result {
+    let backend = fixture.backend;
+    let label = format!("{backend} perf5");
+    let server_start = server.memory();
+    let floor_start = floor.memory();
+
+    // Sign in through the server, as a client would.
+    let body = serde_json::json!({ "email": fixture.email, "password": PASSWORD }).to_string();
+    let (status, answer) = loadgen::post_json(server.addr, HOST, "/api/v1/auth/sign-in", body)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: sign-in: {e}"));
+    let token = serde_json::from_slice::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_owned))
+        .filter(|_| status.is_success())
+        .unwrap_or_else(|| {
+            server.fail(&format!(
+                "refused the sign-in: {status} {}",
+                String::from_utf8_lossy(&answer)
+            ))
+        });
+    let path = format!("/api/v1/portals/{}", fixture.portal);
+    let server_target = Target::new(server.addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
+    let floor_target = Target::new(floor.addr, HOST, &path, Some(&token)).unwrap_or_else(|e| panic!("{e}"));
+
+    // One request each, checked.
+    let server_bytes = check_overview(server, &server_target, fixture).await;
+    let floor_bytes = check_overview(floor, &floor_target, fixture).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let server_idle = server.memory();
+    let floor_idle = floor.memory();
+    eprintln!(
+        "[portal-benches] http {backend}: portal-server VmRSS {} after start, {} idle after sign-in + 1 GET \
+         (VmHWM {} / {}); floor {} / {}",
+        mib(server_start.rss_kib),
+        mib(server_idle.rss_kib),
+        mib(server_start.hwm_kib),
+        mib(server_idle.hwm_kib),
+        mib(floor_start.rss_kib),
+        mib(floor_idle.rss_kib)
+    );
+    wait_for_quiet(settings.quiet_load).await;
+    let load_before = load_average();
+    let server_sampler = RssSampler::start(server.pid());
+    let floor_sampler = RssSampler::start(floor.pid());
+
+    let mut sides: [Rounds; 2] = Default::default();
+    let targets = [
+        ("portal-server", &server_target, server.pid()),
+        ("floor", &floor_target, floor.pid()),
+    ];
+    let db = fixture.pg_database.as_deref();
+    closed_rounds(settings, &label, targets, db, &mut sides).await;
+    for round in 0..settings.rounds {
+        for k in 0..2 {
+            let i = if round % 2 == 0 { k } else { 1 - k };
+            let (name, target, pid) = targets[i];
+            let before = CpuSnapshot::take(pid, db);
+            let r = loadgen::open_loop(
+                target,
+                settings.rate,
+                OPEN_LOOP_CONNECTIONS,
+                settings.warmup,
+                settings.rate_window,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{backend} {name}: open loop: {e}"));
+            let cpu = CpuSnapshot::take(pid, db).since(&before, r.exchanges);
+            eprintln!(
+                "[portal-benches] http {label} round {}: {name:<13} {:.0} req/s (achieved {:.0}): p50 {}, p99 {} \
+                 (from due: p99 {}), {} late sends, {} failures; other processes {:.2} cores (load average {})",
+                round + 1,
+                settings.rate,
+                r.throughput(),
+                r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.median)),
+                r.latency().map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                r.latency_from_due()
+                    .map_or_else(|| "-".to_owned(), |s| stats::fmt(s.p99)),
+                r.late_sends,
+                failures(&r),
+                cpu.other_cores(),
+                load_average()
+            );
+            sides[i].open.push(r);
+            sides[i].open_cpu.push(cpu);
+        }
+    }
+    let server_rss_max = server_sampler.finish().await;
+    let floor_rss_max = floor_sampler.finish().await;
+    let load_after = load_average();
+    let [server_rounds, floor_rounds] = sides;
+    Perf5Result {
+        server: Side {
+            body_bytes: server_bytes,
+            closed: server_rounds.closed,
+            open: server_rounds.open,
+            cpu: server_rounds.cpu,
+            open_cpu: server_rounds.open_cpu,
+            mem_start: server_start,
+            mem_idle: server_idle,
+            load_rss_max_kib: server_rss_max,
+            mem_end: server.memory(),
+        },
+        floor: Side {
+            body_bytes: floor_bytes,
+            closed: floor_rounds.closed,
+            open: floor_rounds.open,
+            cpu: floor_rounds.cpu,
+            open_cpu: floor_rounds.open_cpu,
+            mem_start: floor_start,
+            mem_idle: floor_idle,
+            load_rss_max_kib: floor_rss_max,
+            mem_end: floor.memory(),
+        },
         load_before,
         load_after,
-        context: stats::context_line(),
+    }
+}
+
+/// PERF-6: one opening on each side, checked, then the closed-loop rounds over every contact.
+async fn run_perf6(
+    settings: &Settings,
+    server: &Process,
+    floor: &Process,
+    fixture: &Fixture,
+    p6: &Perf6Fixture,
+) -> Perf6Result {
+    let label = format!("{} perf6", fixture.backend);
+    // The verified-browser cookie of each contact, as the server sets it after a one-time code
+    // (valid for 90 days from now).
+    let key = MasterKey::from_material(&MASTER_KEY).unwrap_or_else(|e| panic!("the benchmark's master key: {e}"));
+    let expires = Utc::now() + VERIFIED_BROWSER_LIFETIME;
+    let requests: Vec<(String, Vec<(String, String)>)> = p6
+        .openers
+        .iter()
+        .map(|(contact, token)| {
+            let cookie = format!(
+                "{}={}",
+                verified_browser_cookie_name(*contact),
+                verified_browser_value(&key, p6.tenant, *contact, expires)
+            );
+            (
+                serde_json::json!({ "token": token.encode() }).to_string(),
+                vec![("cookie".to_owned(), cookie)],
+            )
+        })
+        .collect();
+    // One client address (127.0.0.1) by default; with more, connection k comes from
+    // 127.0.0.(2 + k % n): the server counts openings per address.
+    let sources: Vec<IpAddr> = if settings.client_addresses > 1 {
+        (0..settings.client_addresses)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let target = |addr| {
+        Target::post_json(addr, PERF6_HOST, "/api/v1/access", requests.iter().cloned())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect(StatusCode::OK)
+            .from_sources(sources.clone())
+    };
+    let server_target = target(server.addr);
+    let floor_target = target(floor.addr);
+    let body_bytes = [
+        check_opening(server, &server_target).await,
+        check_opening(floor, &floor_target).await,
+    ];
+    wait_for_quiet(settings.quiet_load).await;
+    let load_before = load_average();
+    let mut sides: [Rounds; 2] = Default::default();
+    let targets = [
+        ("portal-server", &server_target, server.pid()),
+        ("floor", &floor_target, floor.pid()),
+    ];
+    closed_rounds(settings, &label, targets, fixture.pg_database.as_deref(), &mut sides).await;
+    let [server_rounds, floor_rounds] = sides;
+    Perf6Result {
+        server: server_rounds,
+        floor: floor_rounds,
+        body_bytes,
+        load_before,
+        load_after: load_average(),
     }
 }
 
 /// One `GET` of the overview: it must answer 200 with the portal's tasks. Returns the body's size.
 async fn check_overview(process: &Process, target: &Target, fixture: &Fixture) -> usize {
-    let (status, body) = loadgen::get_once(target)
+    let (status, body) = loadgen::once(target)
         .await
         .unwrap_or_else(|e| process.fail(&format!("GET {}: {e}", target.path)));
     let tasks = serde_json::from_slice::<serde_json::Value>(&body)
@@ -885,6 +1225,36 @@ async fn check_overview(process: &Process, target: &Target, fixture: &Fixture) -
     body.len()
 }
 
+/// One opening of a link: it must answer 200 with a session token (a 202 means the server did
+/// not take the verified-browser cookie and mailed a code). Returns the body's size.
+async fn check_opening(process: &Process, target: &Target) -> usize {
+    let (status, body) = loadgen::once(target)
+        .await
+        .unwrap_or_else(|e| process.fail(&format!("POST {}: {e}", target.path)));
+    let session = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["session_token"].as_str().map(str::to_owned));
+    if status != StatusCode::OK || session.is_none() {
+        process.fail(&format!(
+            "answered POST {} with {status} (expected 200 with a session token): {}",
+            target.path,
+            String::from_utf8_lossy(&body).chars().take(500).collect::<String>()
+        ));
+    }
+    body.len()
+}
+
+/// The failures of a run, with the statuses that were not the expected one.
+fn failures(r: &LoadReport) -> String {
+    let statuses: Vec<String> = r.other_statuses.iter().map(|(s, n)| format!("{n}x{s}")).collect();
+    match (r.failures(), r.errors) {
+        (0, _) => "0".to_owned(),
+        (n, 0) => format!("{n} ({})", statuses.join(", ")),
+        (n, e) if statuses.is_empty() => format!("{n} ({e} transport errors)"),
+        (n, e) => format!("{n} ({}, {e} transport errors)", statuses.join(", ")),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The report
 
@@ -897,10 +1267,27 @@ fn verdict(pass: bool) -> &'static str {
 }
 
 fn print_table(settings: &Settings, results: &[BackendResult]) {
+    let perf5: Vec<(&BackendResult, &Perf5Result)> = results
+        .iter()
+        .filter_map(|r| r.perf5.as_ref().map(|p| (r, p)))
+        .collect();
+    if !perf5.is_empty() {
+        print_perf5(settings, &perf5);
+    }
+    let perf6: Vec<(&BackendResult, &Perf6Result)> = results
+        .iter()
+        .filter_map(|r| r.perf6.as_ref().map(|p| (r, p)))
+        .collect();
+    if !perf6.is_empty() {
+        print_perf6(settings, &perf6);
+    }
+}
+
+fn print_perf5(settings: &Settings, results: &[(&BackendResult, &Perf5Result)]) {
     println!();
     println!(
         "PERF-5 / PERF-10: staff GET /api/v1/portals/{{id}} over HTTP/1.1 on loopback ({})",
-        results[0].context
+        results[0].0.context
     );
     println!(
         "  load: closed loop {} connections x {:.0} s, open loop {:.0} req/s x {:.0} s over {} connections; \
@@ -920,8 +1307,8 @@ fn print_table(settings: &Settings, results: &[BackendResult]) {
          sending, `due` from when the request was due; late = sends > 2 ms after due; body = bytes of one answer; others = cores the rest of the machine \
          kept busy meanwhile (other agents' work: the disturbance), closed loop / open loop"
     );
-    for r in results {
-        let f = &r.fixture;
+    for (b, r) in results {
+        let f = &b.fixture;
         println!();
         println!(
             "{}: `{}` data set, seed {} ({}), loaded in {:.0} s; portal {} of tenant {} ({} tasks, {} completed); \
@@ -1046,13 +1433,116 @@ fn print_table(settings: &Settings, results: &[BackendResult]) {
     }
 }
 
+fn print_perf6(settings: &Settings, results: &[(&BackendResult, &Perf6Result)]) {
+    println!();
+    println!(
+        "PERF-6: a contact opening their link from a verified browser, POST /api/v1/access over HTTP/1.1 on \
+         loopback ({})",
+        results[0].0.context
+    );
+    println!(
+        "  load: closed loop {} connections x {:.0} s, {} rounds after {:.0} s of warm-up, server and floor taking \
+         turns; each request the next contact of a seeded random order (round-robin), with its own link token and \
+         verified-browser cookie; every opening starts a new session; {}",
+        settings.connections,
+        settings.window.as_secs_f64(),
+        settings.rounds,
+        settings.warmup.as_secs_f64(),
+        if settings.client_addresses > 1 {
+            format!(
+                "connections from {} client addresses (127.0.0.2-{})",
+                settings.client_addresses,
+                1 + settings.client_addresses
+            )
+        } else {
+            "every connection from 127.0.0.1 (one client address, one rate-limit counter)".to_owned()
+        }
+    );
+    println!(
+        "  columns: req/s = median of the rounds (each round's figure after it); p50/p99 = latency, the rounds' \
+         samples pooled; cpu/req = user+system CPU of the measured process per request (SQLite runs inside it); \
+         db/req = the PostgreSQL backends' CPU per request; gen/req = the load generator's; failures = answers other \
+         than 200 and transport errors; body = bytes of one answer; others = cores the rest of the machine kept busy"
+    );
+    for (b, r) in results {
+        let f = &b.fixture;
+        let Some(p6) = &f.perf6 else { continue };
+        println!();
+        println!(
+            "{}: `{}` data set, seed {}; tenant {} ({PERF6_HOST}): {} contacts of {} active portals, each with a live \
+             link ({} contacts added, contacts and links committed in {:.1} s); load average {} before the load, {} after",
+            f.backend,
+            f.data.size,
+            f.data.seed,
+            p6.tenant,
+            p6.openers.len(),
+            p6.portals,
+            p6.added,
+            p6.secs,
+            r.load_before,
+            r.load_after
+        );
+        println!(
+            "  {:<14} {:>8} {:>20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>6} {:>7}",
+            "", "req/s", "rounds", "p50", "p99", "cpu/req", "db/req", "gen/req", "failures", "body", "others"
+        );
+        for (name, side, bytes) in [
+            ("portal-server", &r.server, r.body_bytes[0]),
+            ("floor", &r.floor, r.body_bytes[1]),
+        ] {
+            let closed = LoadReport::combine(&side.closed);
+            let rounds: Vec<String> = closed_throughputs(&side.closed)
+                .iter()
+                .map(|t| format!("{t:.0}"))
+                .collect();
+            let cpu = Cpu::sum(&side.cpu);
+            let db = if f.pg_database.is_some() {
+                us(cpu.per_request(cpu.database))
+            } else {
+                "-".to_owned()
+            };
+            println!(
+                "  {:<14} {:>8.0} {:>20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>6} {:>7.2}",
+                name,
+                median(closed_throughputs(&side.closed)),
+                rounds.join(" / "),
+                ms(closed.latency(), |s| s.median),
+                ms(closed.latency(), |s| s.p99),
+                us(cpu.per_request(cpu.process)),
+                db,
+                us(cpu.per_request(cpu.generator)),
+                failures(&closed),
+                bytes,
+                cpu.other_cores()
+            );
+        }
+        let server = median(closed_throughputs(&r.server.closed));
+        let share = server / median(closed_throughputs(&r.floor.closed)).max(1e-9);
+        let paired: Vec<String> = closed_throughputs(&r.server.closed)
+            .iter()
+            .zip(closed_throughputs(&r.floor.closed))
+            .map(|(s, f)| format!("{:.0} %", s / f.max(1e-9) * 100.0))
+            .collect();
+        println!(
+            "  PERF-6 throughput: server / floor = {:.1} % of the floor (per round: {}); target >= {:.0} %: {}; \
+             orientation >= {PERF6_ORIENTATION:.0} req/s: {server:.0} req/s",
+            share * 100.0,
+            paired.join(", "),
+            PERF6_TARGET_SHARE * 100.0,
+            verdict(share >= PERF6_TARGET_SHARE)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The floor
 
-/// The floor: one axum route running the server's SELECT statements with sqlx and answering the
-/// rows as JSON. The statements are copied from the stores (`portal-storage-sqlite`'s `read.rs`,
-/// `auth.rs` and `lib.rs`; `portal-storage-postgres`'s `read.rs`, `portal.rs` and `auth.rs`),
-/// in the order the server's request runs them and in the same transactions.
+/// The floor. PERF-5: one axum route running the server's SELECT statements with sqlx and
+/// answering the rows as JSON. The statements are copied from the stores
+/// (`portal-storage-sqlite`'s `read.rs`, `auth.rs` and `lib.rs`; `portal-storage-postgres`'s
+/// `read.rs`, `portal.rs` and `auth.rs`), in the order the server's request runs them and in
+/// the same transactions. PERF-6: a route opening a link with the fewest statements a correct
+/// handler needs (see [`open_link`]).
 mod floor {
     use std::sync::Arc;
 
@@ -1060,19 +1550,24 @@ mod floor {
     use axum::extract::{Path, State};
     use axum::http::{HeaderMap, StatusCode, header};
     use axum::response::{IntoResponse, Response};
-    use axum::routing::get;
-    use chrono::{DateTime, NaiveDate, Utc};
+    use axum::routing::{get, post};
+    use chrono::{DateTime, NaiveDate, SubsecRound as _, Utc};
+    use portal_core::access::CONTACT_SESSION_IDLE;
     use portal_core::auth::SecretToken;
     use portal_storage_postgres::PgStorage;
     use portal_storage_sqlite::SqliteStorage;
-    use serde::Serialize;
+    use rand::TryRngCore as _;
+    use serde::{Deserialize, Serialize};
+    use sqlx::sqlite::SqlitePoolOptions;
     use sqlx::types::Json;
     use sqlx::{FromRow, PgPool, SqlitePool};
     use uuid::Uuid;
 
-    /// The floor's store, opened as the server opens it.
+    /// The floor's store, opened as the server opens it. SQLite: the store's read pool, and a
+    /// one-connection write pool with the same options, as the store writes (its own write pool
+    /// is not public).
     enum Db {
-        Sqlite(SqliteStorage),
+        Sqlite(SqliteStorage, SqlitePool),
         Postgres(PgStorage),
     }
 
@@ -1085,11 +1580,16 @@ mod floor {
             .unwrap_or_else(|e| panic!("a tokio runtime: {e}"));
         rt.block_on(async {
             let db = if url.starts_with("sqlite:") {
-                Db::Sqlite(
-                    SqliteStorage::connect(url)
-                        .await
-                        .unwrap_or_else(|e| panic!("floor: {url}: {e}")),
-                )
+                let storage = SqliteStorage::connect(url)
+                    .await
+                    .unwrap_or_else(|e| panic!("floor: {url}: {e}"));
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .connect_with((*storage.pool().connect_options()).clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("floor: the write pool of {url}: {e}"));
+                Db::Sqlite(storage, writer)
             } else {
                 Db::Postgres(
                     PgStorage::connect(url)
@@ -1100,6 +1600,7 @@ mod floor {
             let app = Router::new()
                 .route("/healthz", get(|| std::future::ready("ok")))
                 .route("/api/v1/portals/{id}", get(overview))
+                .route("/api/v1/access", post(open_link))
                 .with_state(Arc::new(db));
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
@@ -1321,13 +1822,17 @@ mod floor {
         refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
     }
 
-    /// The host without a port, and the hash of the bearer token.
-    fn who(headers: &HeaderMap) -> Result<(String, [u8; 32]), (StatusCode, &'static str)> {
-        let host = headers
+    /// The host of the request, without a port.
+    fn host(headers: &HeaderMap) -> Option<String> {
+        headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_ascii_lowercase())
-            .ok_or((StatusCode::NOT_FOUND, "no host"))?;
+    }
+
+    /// The host without a port, and the hash of the bearer token.
+    fn who(headers: &HeaderMap) -> Result<(String, [u8; 32]), (StatusCode, &'static str)> {
+        let host = host(headers).ok_or((StatusCode::NOT_FOUND, "no host"))?;
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
@@ -1341,7 +1846,7 @@ mod floor {
         let answer = match who(&headers) {
             Err((status, what)) => return refuse(status, what),
             Ok((host, token)) => match &*db {
-                Db::Sqlite(s) => sqlite(s.pool(), &host, &token, portal).await,
+                Db::Sqlite(s, _) => sqlite(s.pool(), &host, &token, portal).await,
                 Db::Postgres(s) => postgres(s.pool(), &host, &token, portal).await,
             },
         };
@@ -1650,6 +2155,164 @@ mod floor {
             survey_questions,
             contacts,
             company,
+        }))
+    }
+
+    // PERF-6
+
+    /// The body of `POST /api/v1/access`.
+    #[derive(Deserialize)]
+    struct OpenLinkRequest {
+        token: String,
+    }
+
+    /// What the floor answers: the new session.
+    #[derive(Serialize)]
+    struct Opened {
+        session_token: String,
+        expires_at: DateTime<Utc>,
+        portal_id: Uuid,
+    }
+
+    /// A link with its portal's status.
+    #[derive(FromRow)]
+    struct LinkRow {
+        id: Uuid,
+        portal_id: Uuid,
+        contact_id: Uuid,
+        expires_at: DateTime<Utc>,
+        revoked_at: Option<DateTime<Utc>>,
+        status: String,
+    }
+
+    /// The link by token hash with its portal's status: the one lookup a correct handler needs
+    /// (a removed contact takes its links with it, `ON DELETE CASCADE`).
+    const LINK: &str = "SELECT l.id, l.portal_id, l.contact_id, l.expires_at, l.revoked_at, p.status \
+                        FROM access_link l JOIN portal p ON p.tenant_id = l.tenant_id AND p.id = l.portal_id \
+                        WHERE l.tenant_id = $1 AND l.token_hash = $2";
+    /// The session row, as the stores write it.
+    const SESSION: &str = "INSERT INTO contact_session (tenant_id, token_hash, portal_id, contact_id, link_id, \
+                           created_at, last_used_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+
+    /// A new session of the link in `row`, when the link opens its portal now: the session's
+    /// token, its start (now) and its expiry.
+    fn session_of(row: &LinkRow) -> Option<(SecretToken, DateTime<Utc>, DateTime<Utc>)> {
+        let now = Utc::now().trunc_subsecs(6);
+        if row.revoked_at.is_some() || now >= row.expires_at || row.status != "active" {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .unwrap_or_else(|e| panic!("the operating system's random number generator: {e}"));
+        Some((SecretToken::from_bytes(bytes), now, now + CONTACT_SESSION_IDLE))
+    }
+
+    /// `POST /api/v1/access`: the tenant by host, then in one write transaction the link by
+    /// token hash with its portal's status, a check that it opens the portal now, the session
+    /// row; commit, and the session token as JSON. No engine, no policy, no cookie check, no
+    /// rate-limit counter, no event.
+    async fn open_link(
+        State(db): State<Arc<Db>>,
+        headers: HeaderMap,
+        axum::Json(request): axum::Json<OpenLinkRequest>,
+    ) -> Response {
+        let Some(host) = host(&headers) else {
+            return refuse(StatusCode::NOT_FOUND, "no host");
+        };
+        let Ok(token) = SecretToken::parse(&request.token) else {
+            return refuse(StatusCode::NOT_FOUND, "link_not_found");
+        };
+        let hash = token.hash().0;
+        let opened = match &*db {
+            Db::Sqlite(s, writer) => open_sqlite(s.pool(), writer, &host, &hash).await,
+            Db::Postgres(s) => open_postgres(s.pool(), &host, &hash).await,
+        };
+        match opened {
+            Ok(Some(o)) => axum::Json(o).into_response(),
+            Ok(None) => refuse(StatusCode::NOT_FOUND, "link_not_found"),
+            Err(e) => db_error(&e),
+        }
+    }
+
+    async fn open_sqlite(
+        pool: &SqlitePool,
+        writer: &SqlitePool,
+        host: &str,
+        hash: &[u8; 32],
+    ) -> Result<Option<Opened>, sqlx::Error> {
+        let Some(tenant): Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenant_hosts WHERE host = $1")
+            .bind(host)
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(link) = sqlx::query_as::<_, LinkRow>(LINK)
+            .bind(tenant)
+            .bind(hash.as_slice())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some((session, now, expires_at)) = session_of(&link) else {
+            return Ok(None);
+        };
+        sqlx::query(SESSION)
+            .bind(tenant)
+            .bind(session.hash().0.as_slice())
+            .bind(link.portal_id)
+            .bind(link.contact_id)
+            .bind(link.id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Opened {
+            session_token: session.encode(),
+            expires_at,
+            portal_id: link.portal_id,
+        }))
+    }
+
+    async fn open_postgres(pool: &PgPool, host: &str, hash: &[u8; 32]) -> Result<Option<Opened>, sqlx::Error> {
+        let Some(tenant): Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenant_hosts WHERE host = $1")
+            .bind(host)
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut tx = pool.begin().await?;
+        let Some(link) = sqlx::query_as::<_, LinkRow>(LINK)
+            .bind(tenant)
+            .bind(hash.as_slice())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some((session, now, expires_at)) = session_of(&link) else {
+            return Ok(None);
+        };
+        sqlx::query(SESSION)
+            .bind(tenant)
+            .bind(session.hash().0.as_slice())
+            .bind(link.portal_id)
+            .bind(link.contact_id)
+            .bind(link.id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Opened {
+            session_token: session.encode(),
+            expires_at,
+            portal_id: link.portal_id,
         }))
     }
 }

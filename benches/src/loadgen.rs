@@ -1,11 +1,16 @@
-//! A small HTTP/1.1 load generator for the HTTP benchmarks (PERF-5), and the memory figures of a
-//! process (PERF-10).
+//! A small HTTP/1.1 load generator for the HTTP benchmarks (PERF-5, PERF-6), and the memory
+//! figures of a process (PERF-10).
 //!
 //! It drives one URL of a server on loopback over keep-alive connections opened with hyper's
 //! low-level client (`hyper::client::conn::http1`): no pool, no URL parsing and no header work
 //! per request beyond cloning a few prepared values, so that on a two-core machine the generator
 //! takes as little as it can of the CPU the server needs. It runs on whatever tokio runtime calls
 //! it; the benchmark gives it a current-thread one (one core at most).
+//!
+//! A [`Target`] is a `GET` with fixed headers ([`Target::new`]), or a `POST` of prepared JSON
+//! bodies, each with headers of its own (a cookie), taken in turn, round-robin over every
+//! connection of the run ([`Target::post_json`]): each request of the run is a different
+//! client's, prepared before the clock starts.
 //!
 //! - [`closed_loop`]: `N` connections, each sending its next request as soon as the previous
 //!   answer is read, for a fixed time after a warm-up: the throughput the server sustains.
@@ -15,21 +20,22 @@
 //!   was sent, and also from when it was due ([`LoadReport::latency_from_due`]), which counts any
 //!   time it waited for a free connection or for the timer (tokio's timer has a 1 ms grain).
 //!
-//! Answers other than 2xx and transport errors are counted, never silently retried.
+//! Answers other than 2xx (or other than the one status a target expects, see
+//! [`Target::expect`]) and transport errors are counted, never silently retried.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::stats::Summary;
@@ -65,15 +71,37 @@ impl std::error::Error for LoadError {
     }
 }
 
+/// One request of a [`Target`] that sends a different one each time: a body and the headers
+/// that go with it.
+#[derive(Debug, Clone)]
+struct Variant {
+    body: Bytes,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
 /// One URL of a server, with the headers every request to it carries.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The server's address.
     pub addr: SocketAddr,
-    /// The path (and query) to `GET`.
+    /// The path (and query) to request.
     pub path: String,
+    method: Method,
     host: HeaderValue,
     authorization: Option<HeaderValue>,
+    /// `POST` only: the requests, taken in turn (empty for a `GET`).
+    variants: Arc<[Variant]>,
+    /// The next variant to send, shared by every clone of the target (every connection).
+    next: Arc<AtomicUsize>,
+    /// The only status that counts as a success; any 2xx when `None`.
+    expect: Option<StatusCode>,
+    /// The local addresses connections are opened from, connection `k` from the `k`-th (in
+    /// turn); the system's choice when empty.
+    sources: Arc<[IpAddr]>,
+}
+
+fn header_value(v: String) -> Result<HeaderValue, LoadError> {
+    HeaderValue::try_from(v).map_err(|e| LoadError::Request(e.to_string()))
 }
 
 impl Target {
@@ -83,25 +111,120 @@ impl Target {
     ///
     /// When the host or token cannot be a header value.
     pub fn new(addr: SocketAddr, host: &str, path: &str, bearer: Option<&str>) -> Result<Self, LoadError> {
-        let header = |v: String| HeaderValue::try_from(v).map_err(|e| LoadError::Request(e.to_string()));
         Ok(Self {
             addr,
             path: path.to_owned(),
-            host: header(host.to_owned())?,
-            authorization: bearer.map(|t| header(format!("Bearer {t}"))).transpose()?,
+            method: Method::GET,
+            host: header_value(host.to_owned())?,
+            authorization: bearer.map(|t| header_value(format!("Bearer {t}"))).transpose()?,
+            variants: Arc::from(Vec::new()),
+            next: Arc::new(AtomicUsize::new(0)),
+            expect: None,
+            sources: Arc::from(Vec::new()),
         })
+    }
+
+    /// `POST path` at `addr` with `Host: host` and `Content-Type: application/json`, each
+    /// request the next of `requests` (a JSON body and headers of its own, such as a cookie),
+    /// round-robin from the first, over every connection that sends this target (and its
+    /// clones).
+    ///
+    /// # Errors
+    ///
+    /// When `requests` is empty, or a host, header name or value is not valid.
+    pub fn post_json(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        requests: impl IntoIterator<Item = (String, Vec<(String, String)>)>,
+    ) -> Result<Self, LoadError> {
+        let variants = requests
+            .into_iter()
+            .map(|(body, headers)| {
+                let headers = headers
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let name = HeaderName::try_from(k).map_err(|e| LoadError::Request(e.to_string()))?;
+                        Ok((name, header_value(v)?))
+                    })
+                    .collect::<Result<Vec<_>, LoadError>>()?;
+                Ok(Variant {
+                    body: Bytes::from(body),
+                    headers,
+                })
+            })
+            .collect::<Result<Vec<_>, LoadError>>()?;
+        if variants.is_empty() {
+            return Err(LoadError::Request(
+                "a POST target needs at least one request".to_owned(),
+            ));
+        }
+        Ok(Self {
+            addr,
+            path: path.to_owned(),
+            method: Method::POST,
+            host: header_value(host.to_owned())?,
+            authorization: None,
+            variants: Arc::from(variants),
+            next: Arc::new(AtomicUsize::new(0)),
+            expect: None,
+            sources: Arc::from(Vec::new()),
+        })
+    }
+
+    /// Only answers with `status` count as successes (say `200 OK` where a `202 Accepted` would
+    /// mean the server did other work than the one measured); the rest count as failures.
+    #[must_use]
+    pub fn expect(mut self, status: StatusCode) -> Self {
+        self.expect = Some(status);
+        self
+    }
+
+    /// Opens connection `k` of a run from `sources[k % sources.len()]` (say `127.0.0.2`,
+    /// `127.0.0.3`, ... on loopback: the server then sees that many client addresses).
+    #[must_use]
+    pub fn from_sources(mut self, sources: Vec<IpAddr>) -> Self {
+        self.sources = Arc::from(sources);
+        self
+    }
+
+    /// The local address of connection `k`, if the target names them.
+    fn source(&self, k: usize) -> Option<IpAddr> {
+        (!self.sources.is_empty()).then(|| self.sources[k % self.sources.len()])
+    }
+
+    /// Whether an answer with `status` counts as a success.
+    #[must_use]
+    pub fn accepts(&self, status: StatusCode) -> bool {
+        self.expect.map_or_else(|| status.is_success(), |e| e == status)
+    }
+
+    /// The number of distinct requests the target takes in turn (1 for a `GET`).
+    #[must_use]
+    pub fn variants(&self) -> usize {
+        self.variants.len().max(1)
     }
 
     fn request(&self) -> Result<Request<Full<Bytes>>, LoadError> {
         let mut builder = Request::builder()
-            .method(Method::GET)
+            .method(self.method.clone())
             .uri(self.path.as_str())
             .header(HOST, self.host.clone());
         if let Some(a) = &self.authorization {
             builder = builder.header(AUTHORIZATION, a.clone());
         }
+        let body = if self.variants.is_empty() {
+            Bytes::new()
+        } else {
+            let v = &self.variants[self.next.fetch_add(1, Ordering::Relaxed) % self.variants.len()];
+            builder = builder.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            for (k, value) in &v.headers {
+                builder = builder.header(k, value.clone());
+            }
+            v.body.clone()
+        };
         builder
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(body))
             .map_err(|e| LoadError::Request(e.to_string()))
     }
 }
@@ -119,7 +242,28 @@ impl Connection {
     ///
     /// When the connection or the HTTP handshake fails.
     pub async fn open(addr: SocketAddr) -> Result<Self, LoadError> {
-        let stream = TcpStream::connect(addr).await.map_err(LoadError::Connect)?;
+        Self::open_from(addr, None).await
+    }
+
+    /// Opens a connection to `addr` from the local address `source` (any port), or from the
+    /// system's choice when `None`.
+    ///
+    /// # Errors
+    ///
+    /// When binding, the connection or the HTTP handshake fails.
+    pub async fn open_from(addr: SocketAddr, source: Option<IpAddr>) -> Result<Self, LoadError> {
+        let stream = match source {
+            None => TcpStream::connect(addr).await.map_err(LoadError::Connect)?,
+            Some(ip) => {
+                let socket = match ip {
+                    IpAddr::V4(_) => TcpSocket::new_v4(),
+                    IpAddr::V6(_) => TcpSocket::new_v6(),
+                }
+                .map_err(LoadError::Connect)?;
+                socket.bind(SocketAddr::new(ip, 0)).map_err(LoadError::Connect)?;
+                socket.connect(addr).await.map_err(LoadError::Connect)?
+            }
+        };
         stream.set_nodelay(true).map_err(LoadError::Connect)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -150,23 +294,23 @@ impl Connection {
         Ok((status, body))
     }
 
-    /// `GET` of `target`: its status and body length.
+    /// The next request of `target`: its status and body length.
     ///
     /// # Errors
     ///
     /// As [`Connection::send`].
-    pub async fn get(&mut self, target: &Target) -> Result<(StatusCode, usize), LoadError> {
+    pub async fn exchange(&mut self, target: &Target) -> Result<(StatusCode, usize), LoadError> {
         let (status, body) = self.send(target.request()?).await?;
         Ok((status, body.len()))
     }
 }
 
-/// `GET` of `target` on a connection of its own: status and body.
+/// The next request of `target` on a connection of its own: status and body.
 ///
 /// # Errors
 ///
 /// When the connection or the exchange fails.
-pub async fn get_once(target: &Target) -> Result<(StatusCode, Bytes), LoadError> {
+pub async fn once(target: &Target) -> Result<(StatusCode, Bytes), LoadError> {
     let mut conn = Connection::open(target.addr).await?;
     conn.send(target.request()?).await
 }
@@ -201,9 +345,9 @@ pub struct LoadReport {
     pub connections: usize,
     /// The measured window (after the warm-up); the sum of the windows of combined runs.
     pub window: Duration,
-    /// 2xx answers completed in the window.
+    /// 2xx answers (or answers with the status the target expects) completed in the window.
     pub ok: u64,
-    /// Answers other than 2xx completed in the window, by status.
+    /// Other answers completed in the window, by status.
     pub other_statuses: BTreeMap<u16, u64>,
     /// Transport errors in the window (each followed by a new connection).
     pub errors: u64,
@@ -268,10 +412,10 @@ impl LoadReport {
     }
 
     /// Records one exchange's result; `false` when the connection must be replaced.
-    fn record(&mut self, result: &Result<(StatusCode, usize), LoadError>, latency: Duration) -> bool {
+    fn record(&mut self, target: &Target, result: &Result<(StatusCode, usize), LoadError>, latency: Duration) -> bool {
         self.exchanges += 1;
         match result {
-            Ok((status, bytes)) if status.is_success() => {
+            Ok((status, bytes)) if target.accepts(*status) => {
                 self.ok += 1;
                 self.body_bytes += *bytes as u64;
                 self.latencies.push(latency.as_secs_f64());
@@ -305,7 +449,7 @@ async fn join(
     Ok(all)
 }
 
-/// Closed loop: `connections` keep-alive connections each sending `GET target` back to back for
+/// Closed loop: `connections` keep-alive connections each sending `target` back to back for
 /// `warmup + window`; what completes in the last `window` is reported.
 ///
 /// # Errors
@@ -323,26 +467,26 @@ pub async fn closed_loop(
     let end = from + window;
     let connections = connections.max(1);
     let mut set = JoinSet::new();
-    for _ in 0..connections {
+    for k in 0..connections {
         let target = Arc::clone(&target);
         set.spawn(async move {
             let mut tally = LoadReport::default();
-            let mut conn = Connection::open(target.addr).await?;
+            let mut conn = Connection::open_from(target.addr, target.source(k)).await?;
             loop {
                 let sent = Instant::now();
                 if sent >= end {
                     break;
                 }
-                let result = conn.get(&target).await;
+                let result = conn.exchange(&target).await;
                 let done = Instant::now();
                 let alive = if done >= from && done < end {
-                    tally.record(&result, done - sent)
+                    tally.record(&target, &result, done - sent)
                 } else {
                     tally.exchanges += 1;
                     result.is_ok()
                 };
                 if !alive {
-                    conn = Connection::open(target.addr).await?;
+                    conn = Connection::open_from(target.addr, target.source(k)).await?;
                 }
             }
             Ok(tally)
@@ -351,7 +495,7 @@ pub async fn closed_loop(
     join(set, connections, window).await
 }
 
-/// Open loop: `GET target` at `rate` requests per second for `warmup + window`, request `i` due
+/// Open loop: `target` at `rate` requests per second for `warmup + window`, request `i` due
 /// at `start + i / rate`, over `connections` connections (each takes the next request not yet
 /// taken, waits until it is due and sends it). Requests due in the last `window` are reported.
 /// Use enough connections that all of them being busy at once would mean latencies far above
@@ -375,12 +519,12 @@ pub async fn open_loop(
     // Every connection is open before the clock starts.
     let connections = connections.max(1);
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(Connection::open(target.addr).await?);
+    for k in 0..connections {
+        conns.push((k, Connection::open_from(target.addr, target.source(k)).await?));
     }
     let start = Instant::now();
     let mut set = JoinSet::new();
-    for mut conn in conns {
+    for (k, mut conn) in conns {
         let target = Arc::clone(&target);
         let next = Arc::clone(&next);
         set.spawn(async move {
@@ -393,11 +537,11 @@ pub async fn open_loop(
                 let due = start + interval.mul_f64(i as f64);
                 tokio::time::sleep_until(due.into()).await;
                 let sent = Instant::now();
-                let result = conn.get(&target).await;
+                let result = conn.exchange(&target).await;
                 let done = Instant::now();
                 let alive = if i >= measured_from {
-                    let ok = matches!(&result, Ok((s, _)) if s.is_success());
-                    let alive = tally.record(&result, done - sent);
+                    let ok = matches!(&result, Ok((s, _)) if target.accepts(*s));
+                    let alive = tally.record(&target, &result, done - sent);
                     if ok {
                         tally.latencies_from_due.push((done - due).as_secs_f64());
                     }
@@ -410,7 +554,7 @@ pub async fn open_loop(
                     result.is_ok()
                 };
                 if !alive {
-                    conn = Connection::open(target.addr).await?;
+                    conn = Connection::open_from(target.addr, target.source(k)).await?;
                 }
             }
             Ok(tally)
