@@ -24,7 +24,8 @@
 //! - **The worker under test**: the release binary `target/release/portal-server` (or
 //!   `PORTAL_SERVER_BIN`), `serve` on the copied database, its environment cleared but for
 //!   `DATABASE_URL`, `PORTAL_BIND`, `PORTAL_PUBLIC_URL`, `PORTAL_MASTER_KEY`, `PORTAL_MAIL_URL`
-//!   (`smtp://127.0.0.1:<port>?tls=none`) and, for the crash run, `PORTAL_MAIL_LEASE_SECONDS`.
+//!   (`smtp://127.0.0.1:<port>?tls=none`), `PORTAL_NO_SCHEDULER=true` and, for the crash run,
+//!   `PORTAL_MAIL_LEASE_SECONDS`.
 //!   Its outbox worker runs with its defaults (batches of 64, 8 sends at once, a pool of 4 SMTP
 //!   connections). Measured: from the first message the SMTP server receives to the first poll
 //!   of the database (every 50 ms) that finds all messages `sent`; also from the process's
@@ -954,6 +955,9 @@ impl Process {
             .env("PORTAL_PUBLIC_URL", PUBLIC_URL)
             .env("PORTAL_MASTER_KEY", key)
             .env("PORTAL_MAIL_URL", sink.url())
+            // The scheduler's reminder pass would walk every portal at start and could queue
+            // reminders of its own: not what is measured.
+            .env("PORTAL_NO_SCHEDULER", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);

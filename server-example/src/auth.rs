@@ -305,6 +305,52 @@ pub struct SessionInfo {
     pub user: StaffUserView,
 }
 
+/// Counts one attempt under each key in the current 15-minute window (every key, so no counter
+/// skips an attempt) and refuses with 429 `too_many_attempts` when any count is over its limit.
+pub(crate) async fn limit_attempts(
+    state: &AppState,
+    tenant: TenantId,
+    limits: &[(&str, u32)],
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let window = auth::sign_in_window(now);
+    let mut over = None;
+    for (key, limit) in limits {
+        let count = state
+            .storage
+            .count_sign_in_attempt(tenant, key, window, now)
+            .await
+            .map_err(|e| ApiError::Service(e.into()))?;
+        if count > *limit {
+            over.get_or_insert((*key, count));
+        }
+    }
+    if let Some((key, count)) = over {
+        tracing::warn!(key, count, "{what} over the limit");
+        return Err(ApiError::TooManyAttempts {
+            retry_after_seconds: auth::retry_after_seconds(now),
+        });
+    }
+    Ok(())
+}
+
+/// Sets a staff user's password (every session of theirs ends), storage failures as API errors.
+async fn store_password(
+    state: &AppState,
+    tenant: TenantId,
+    user: StaffUserId,
+    password: Password,
+) -> Result<(), ApiError> {
+    let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
+    crate::setup::set_password(state, tenant, user, password)
+        .await
+        .map_err(|e| match e.downcast::<portal_core::storage::StorageError>() {
+            Ok(e) => service(e),
+            Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
+        })
+}
+
 /// Signs a staff user in with email and password.
 #[utoipa::path(
     post,
@@ -330,23 +376,14 @@ async fn sign_in(
     if request.password.chars().count() > auth::MAX_PASSWORD_CHARS {
         return Err(ApiError::InvalidCredentials);
     }
-    let window = auth::sign_in_window(now);
     let storage = &state.storage;
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
-    let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), window, now)
-        .await
-        .map_err(service)?;
-    let by_account = storage
-        .count_sign_in_attempt(tenant, &auth::account_key(&request.email), window, now)
-        .await
-        .map_err(service)?;
-    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS || by_account > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
-        tracing::warn!(%address, by_address, by_account, "sign-in attempts over the limit");
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: auth::retry_after_seconds(now),
-        });
-    }
+    let limits = [
+        (auth::address_key(address), auth::SIGN_IN_LIMIT_PER_ADDRESS),
+        (auth::account_key(&request.email), auth::SIGN_IN_LIMIT_PER_ACCOUNT),
+    ];
+    let limits: Vec<(&str, u32)> = limits.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+    limit_attempts(&state, tenant, &limits, "sign-in attempts").await?;
     let user = storage
         .find_staff_user_by_email(tenant, &request.email)
         .await
@@ -457,16 +494,14 @@ async fn change_password(
         .await
         .map_err(service)?
         .ok_or(ApiError::InvalidSession)?;
-    let attempts = state
-        .storage
-        .count_sign_in_attempt(tenant, &auth::account_key(&user.email), auth::sign_in_window(now), now)
-        .await
-        .map_err(service)?;
-    if attempts > auth::SIGN_IN_LIMIT_PER_ACCOUNT {
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: auth::retry_after_seconds(now),
-        });
-    }
+    let account = auth::account_key(&user.email);
+    limit_attempts(
+        &state,
+        tenant,
+        &[(&account, auth::SIGN_IN_LIMIT_PER_ACCOUNT)],
+        "password changes",
+    )
+    .await?;
     let stored = state.storage.password_hash(tenant, user.id).await.map_err(service)?;
     let current = request.current_password;
     let matches = tokio::task::spawn_blocking(move || {
@@ -478,12 +513,7 @@ async fn change_password(
     if !matches {
         return Err(ApiError::InvalidCredentials);
     }
-    crate::setup::set_password(&state, tenant, user.id, new_password)
-        .await
-        .map_err(|e| match e.downcast::<portal_core::storage::StorageError>() {
-            Ok(e) => service(e),
-            Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
-        })?;
+    store_password(&state, tenant, user.id, new_password).await?;
     tracing::info!(user = %user.id, "staff user changed their password");
     start_session(&state, tenant, user, now).await
 }
@@ -523,22 +553,14 @@ async fn request_password_reset(
     let now = state.clock.now();
     let storage = &state.storage;
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
-    let window = auth::sign_in_window(now);
-    let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), window, now)
-        .await
-        .map_err(service)?;
-    let by_account = storage
-        .count_sign_in_attempt(tenant, &format!("reset:{}", request.email.as_str()), window, now)
-        .await
-        .map_err(service)?;
+    let by_address = auth::address_key(address);
+    let by_account = format!("reset:{}", request.email.as_str());
     // Fewer per account than sign-in: each one is a mail to someone's inbox.
-    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS || by_account > PASSWORD_RESETS_PER_ACCOUNT {
-        tracing::warn!(%address, by_address, by_account, "password reset requests over the limit");
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: auth::retry_after_seconds(now),
-        });
-    }
+    let limits = [
+        (by_address.as_str(), auth::SIGN_IN_LIMIT_PER_ADDRESS),
+        (by_account.as_str(), PASSWORD_RESETS_PER_ACCOUNT),
+    ];
+    limit_attempts(&state, tenant, &limits, "password reset requests").await?;
     let user = storage
         .find_staff_user_by_email(tenant, &request.email)
         .await
@@ -596,15 +618,14 @@ async fn reset_password(
     let now = state.clock.now();
     let storage = &state.storage;
     let service = |e| ApiError::Service(portal_core::service::ServiceError::Storage(e));
-    let by_address = storage
-        .count_sign_in_attempt(tenant, &auth::address_key(address), auth::sign_in_window(now), now)
-        .await
-        .map_err(service)?;
-    if by_address > auth::SIGN_IN_LIMIT_PER_ADDRESS {
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: auth::retry_after_seconds(now),
-        });
-    }
+    let by_address = auth::address_key(address);
+    limit_attempts(
+        &state,
+        tenant,
+        &[(&by_address, auth::SIGN_IN_LIMIT_PER_ADDRESS)],
+        "password reset confirmations",
+    )
+    .await?;
     let new_password = Password::new(request.new_password)
         .map_err(|e| ApiError::Service(portal_core::CommandError::Value(e).into()))?;
     let (user_id, _) = auth::password_reset_claims(&request.token).ok_or(ApiError::ResetLinkInvalid)?;
@@ -618,12 +639,7 @@ async fn reset_password(
     if !auth::password_reset_ok(&state.master_key, tenant, &request.token, hash.as_deref(), now) {
         return Err(ApiError::ResetLinkInvalid);
     }
-    crate::setup::set_password(&state, tenant, user.id, new_password)
-        .await
-        .map_err(|e| match e.downcast::<portal_core::storage::StorageError>() {
-            Ok(e) => service(e),
-            Err(other) => service(portal_core::storage::StorageError::Backend(other.into())),
-        })?;
+    store_password(&state, tenant, user.id, new_password).await?;
     tracing::info!(user = %user.id, "staff user reset their password with a mailed link");
     start_session(&state, tenant, user, now).await
 }

@@ -35,7 +35,7 @@ use crate::portal::{Contact, Portal, PortalState};
 use crate::tenant::LinkSettings;
 use crate::value::Name;
 
-fn contact_of(state: &PortalState, id: ContactId) -> Result<&Contact, CommandError> {
+pub(crate) fn contact_of(state: &PortalState, id: ContactId) -> Result<&Contact, CommandError> {
     state
         .contacts
         .iter()

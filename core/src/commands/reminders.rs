@@ -24,6 +24,7 @@
 use chrono::{Duration, NaiveDate};
 use serde_json::{Value, json};
 
+use super::access::contact_of;
 use super::notify::{Delivered, task_view};
 use super::portal::{portal_resource, scope};
 use super::{Ctx, allow};
@@ -239,17 +240,6 @@ pub fn send_digest(
         messages: vec![message],
         ..Outcome::default()
     })
-}
-
-fn contact_of(state: &PortalState, id: ContactId) -> Result<&Contact, CommandError> {
-    state
-        .contacts
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or(CommandError::NotFound {
-            entity: "contact",
-            id: id.as_uuid(),
-        })
 }
 
 /// How a change of preferences came about.

@@ -25,7 +25,7 @@ use portal_core::access::{
     AccessLink, ContactSession, VERIFIED_BROWSER_LIFETIME, verified_browser_cookie_name, verified_browser_ok,
     verified_browser_value,
 };
-use portal_core::auth::{self, SecretToken};
+use portal_core::auth::SecretToken;
 use portal_core::client_view::ClientPortal;
 use portal_core::id::{AccessLinkId, ContactId, PortalId, TenantId};
 use portal_core::service::{CodeVerdict, IssuedLink, OpenedSession};
@@ -324,19 +324,9 @@ pub struct VerifyCodeRequest {
 
 /// Counts one opening or code try from `address` and refuses past the limit.
 async fn limit_address(state: &AppState, tenant: TenantId, address: std::net::IpAddr) -> Result<(), ApiError> {
-    let now = state.clock.now();
-    let attempts = state
-        .storage
-        .count_sign_in_attempt(tenant, &format!("access:{address}"), auth::sign_in_window(now), now)
-        .await
-        .map_err(|e| ApiError::Service(e.into()))?;
-    if attempts > state.settings.access_limit_per_address {
-        tracing::warn!(%address, attempts, "access link openings over the limit");
-        return Err(ApiError::TooManyAttempts {
-            retry_after_seconds: auth::retry_after_seconds(now),
-        });
-    }
-    Ok(())
+    let key = format!("access:{address}");
+    let limit = state.settings.access_limit_per_address;
+    crate::auth::limit_attempts(state, tenant, &[(&key, limit)], "access link openings").await
 }
 
 /// The answer that starts a contact session: the token once, and the session cookie; with
