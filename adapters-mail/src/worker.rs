@@ -261,7 +261,7 @@ impl OutboxWorker {
 
     /// Delivers until `shutdown` completes, as a pipeline: up to `concurrency` sends in flight
     /// at all times, the next batch claimed while the current one is still being sent (when
-    /// fewer than `concurrency` claimed messages wait), sent messages marked by one group commit
+    /// fewer than a batch of claimed messages wait), sent messages marked by one group commit
     /// running beside it all, and the tenants of messages kept for [`TENANT_CACHE_TTL`]. When a
     /// claim finds less than a full batch, the next waits `poll_interval`; while storage fails,
     /// a growing pause (up to a minute). On shutdown it claims nothing more, finishes every
@@ -280,6 +280,9 @@ impl OutboxWorker {
     async fn pipeline(&self, marks: UnboundedSender<SentMark>, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         let concurrency = self.settings.concurrency.max(1);
+        // Claim the next batch while a whole batch still waits: a claim takes a few
+        // milliseconds, and the sends must not run dry meanwhile.
+        let refill = self.settings.batch.max(concurrency);
         let mut queue: VecDeque<(ClaimedMessage, DateTime<Utc>)> = VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
         let mut claim: Option<Pin<Box<dyn Future<Output = ClaimResult> + Send + '_>>> = None;
@@ -288,7 +291,7 @@ impl OutboxWorker {
         let mut failures: u32 = 0;
         let mut stopping = false;
         loop {
-            if !stopping && claim.is_none() && queue.len() < concurrency && tokio::time::Instant::now() >= next_claim {
+            if !stopping && claim.is_none() && queue.len() < refill && tokio::time::Instant::now() >= next_claim {
                 claim = Some(Box::pin(self.claim_batch()));
             }
             while in_flight.len() < concurrency {
@@ -340,7 +343,7 @@ impl OutboxWorker {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(next_claim), if !stopping && claim.is_none() && queue.len() < concurrency => {}
+                () = tokio::time::sleep_until(next_claim), if !stopping && claim.is_none() && queue.len() < refill => {}
             }
         }
     }
