@@ -12,6 +12,12 @@
 //! ([`storage::OutcomeRepo::commit_outcome`], [`storage::PortalRepo::modify_portal`]). The
 //! [`service::Engine`] wires the two: load, authorise, decide, commit.
 //!
+//! Beyond onboarding itself: contact access links and one-time codes ([`access`]), the mail
+//! outbox and its sealed secrets ([`mail`], [`crypto`]), and notification preferences,
+//! automatic reminders and daily digests ([`notifications`]); the engine's reminder, digest and
+//! purge passes ([`service::Engine::run_reminders`], [`service::Engine::send_digests`],
+//! [`service::Engine::purge_expired`]) are what a server's scheduler calls.
+//!
 //! May depend on: serde, thiserror, chrono (+ chrono-tz), uuid, async-trait, and utoipa behind the
 //! `openapi` feature only. Never on sqlx, reqwest, axum or tokio.
 //!

@@ -175,10 +175,11 @@ async fn unsubscribe_page(
     let Some(decoded) = UnsubscribeToken::decode(&state.master_key, &token).filter(|t| t.tenant_id == tenant) else {
         return not_valid_page();
     };
-    // The token decoded, so it is URL-safe base64 only: nothing to escape in the action.
+    // The form posts back to this very URL (no `action`), so a deployment under a path prefix
+    // (a public URL such as `https://msp.example/portal`) works without the page knowing it.
     let body = format!(
         "<p>Stop emails about {}?</p>\
-         <form method=\"post\" action=\"/unsubscribe/{token}\">\
+         <form method=\"post\">\
          <button type=\"submit\" style=\"padding:.6rem 1.2rem;font-size:1rem;\">Unsubscribe</button></form>",
         topic_label(decoded.topic)
     );
