@@ -102,7 +102,7 @@ use portal_benches::generate::{Counts, DataSet};
 use portal_benches::load::load_with;
 use portal_benches::loadgen::{self, LoadReport, ProcMemory, Target, mib};
 use portal_benches::procs::{
-    env_or, free_addr, load_average, machine_busy, newest_mtime, pg_admin_url, pg_backends_cpu, with_database,
+    self, env_or, free_addr, load_average, machine_busy, newest_mtime, pg_backends_cpu, with_database,
 };
 use portal_benches::stats::{self, Summary};
 use portal_benches::{DEFAULT_SEED, Size, now};
@@ -121,7 +121,6 @@ use portal_storage_postgres::PgStorage;
 use portal_storage_sqlite::SqliteStorage;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _, rngs::StdRng};
-use sqlx::Connection as _;
 
 /// Set (to the database URL) in the environment of the floor's process.
 const FLOOR_URL_ENV: &str = "PORTAL_BENCH_HTTP_FLOOR_URL";
@@ -576,37 +575,13 @@ fn absorb(all: &mut Outcome, o: Outcome) {
 /// Creates `portal_bench_http_<pid>`: the server's URL and the database's name, or `None` (with
 /// a notice) when no server answers.
 async fn create_pg_database() -> Option<(String, String)> {
-    let admin_url = pg_admin_url();
-    let connected = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
-    let mut admin = match connected {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return skip_pg(&admin_url, &e.to_string()),
-        Err(_) => return skip_pg(&admin_url, "timed out"),
-    };
     let db = format!("portal_bench_http_{}", std::process::id());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("creating the benchmark database {db}: {e}"));
-    Some((admin_url, db))
-}
-
-fn skip_pg(url: &str, why: &str) -> Option<(String, String)> {
-    eprintln!("\n*** SKIPPING the PostgreSQL HTTP benchmark: no server at {url} ({why}); set PORTAL_TEST_PG_URL ***\n");
-    None
+    procs::create_pg_database(&db, "HTTP").await.map(|url| (url, db))
 }
 
 async fn drop_pg_database(admin_url: &str, db: &str) {
-    let dropped = async {
-        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-    };
-    match dropped.await {
-        Ok(_) => eprintln!("[portal-benches] http: dropped the database {db}"),
+    match procs::drop_pg_database(admin_url, db).await {
+        Ok(()) => eprintln!("[portal-benches] http: dropped the database {db}"),
         Err(e) => eprintln!("[portal-benches] http: could not drop the benchmark database {db}: {e}"),
     }
 }

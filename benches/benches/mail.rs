@@ -80,7 +80,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 use portal_benches::loadgen::cpu_time;
 use portal_benches::procs::{
-    env_or, free_addr, load_average, machine_busy, newest_mtime, pg_admin_url, pg_backends_cpu, with_database,
+    self, env_or, free_addr, load_average, machine_busy, newest_mtime, pg_backends_cpu, with_database,
 };
 use portal_benches::{DEFAULT_SEED, generate, now};
 use portal_core::commands::admin::FirstAdmin;
@@ -894,36 +894,12 @@ impl Poller {
 /// Creates `portal_bench_mail_<pid>_<suffix>`: the server's URL and the database's name, or
 /// `None` (with a notice) when no server answers.
 async fn create_pg_database(suffix: &str) -> Option<(String, String)> {
-    let admin_url = pg_admin_url();
-    let connected = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
-    let mut admin = match connected {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return skip_pg(&admin_url, &e.to_string()),
-        Err(_) => return skip_pg(&admin_url, "timed out"),
-    };
     let db = format!("portal_bench_mail_{}_{suffix}", std::process::id());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("creating the benchmark database {db}: {e}"));
-    Some((admin_url, db))
-}
-
-fn skip_pg(url: &str, why: &str) -> Option<(String, String)> {
-    eprintln!("\n*** SKIPPING the PostgreSQL mail benchmark: no server at {url} ({why}); set PORTAL_TEST_PG_URL ***\n");
-    None
+    procs::create_pg_database(&db, "mail").await.map(|url| (url, db))
 }
 
 async fn drop_pg_database(admin_url: &str, db: &str) {
-    let dropped = async {
-        let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-    };
-    if let Err(e) = dropped.await {
+    if let Err(e) = procs::drop_pg_database(admin_url, db).await {
         eprintln!("[portal-benches] mail: could not drop the benchmark database {db}: {e}");
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers of the benchmarks that run the release server as a process of its own (`http`,
 //! `mail`): settings from the environment, the database URLs of the test server, a free port,
-//! the machine's load and the CPU time of processes, the age of the built binary.
+//! the machine's load and the CPU time of processes, the age of the built binary, and the
+//! benchmark databases they create and drop on the PostgreSQL test server.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -118,4 +119,49 @@ pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap_or_else(|e| panic!("a free port: {e}"))
+}
+
+/// Creates the database `db` on the PostgreSQL server at [`pg_admin_url`] and returns that URL,
+/// or `None` with a loud notice naming the `benchmark` skipped when no server answers in 5 s.
+///
+/// # Panics
+///
+/// When the server answers but refuses to create the database.
+pub async fn create_pg_database(db: &str, benchmark: &str) -> Option<String> {
+    use sqlx::Connection as _;
+    let admin_url = pg_admin_url();
+    let connected = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin_url)).await;
+    let mut admin = match connected {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return skip_pg(benchmark, &admin_url, &e.to_string()),
+        Err(_) => return skip_pg(benchmark, &admin_url, "timed out"),
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating the benchmark database {db}: {e}"));
+    Some(admin_url)
+}
+
+fn skip_pg(benchmark: &str, url: &str, why: &str) -> Option<String> {
+    eprintln!(
+        "\n*** SKIPPING the PostgreSQL {benchmark} benchmark: no server at {url} ({why}); set PORTAL_TEST_PG_URL ***\n"
+    );
+    None
+}
+
+/// Drops the database `db` (closing its connections) on the server at `admin_url`.
+///
+/// # Errors
+///
+/// When the server cannot be reached or refuses.
+pub async fn drop_pg_database(admin_url: &str, db: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
 }
